@@ -44,6 +44,10 @@ type (
 	PartitionMetadata = protocol.PartitionMetadata
 )
 
+// MaxPayload is the largest frame payload the broker and the client
+// accept (32 MiB); a message must fit in it with its envelope.
+const MaxPayload = protocol.MaxPayload
+
 // Subscribe and reset modes.
 const (
 	ModeEarliest = "earliest"
