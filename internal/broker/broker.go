@@ -79,6 +79,7 @@ type Broker struct {
 	log       *zap.Logger
 	topicsDir string
 	smetrics  *storage.Metrics
+	sreg      *trackingRegisterer // storage metrics registrations
 	metrics   *brokerMetrics
 	regexps   *regexCache
 	groups    *groupStore
@@ -157,20 +158,20 @@ func Open(opts Options) (*Broker, error) {
 	if b.metrics, err = newBrokerMetrics(opts.Registerer, opts.MaxTopicLabels, b); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if b.smetrics, err = newStorageMetrics(opts.Registerer); err != nil {
+	if b.smetrics, b.sreg, err = newStorageMetrics(opts.Registerer); err != nil {
 		b.metrics.unregister()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := b.loadTopics(); err != nil {
 		b.closeTopics()
-		b.metrics.unregister()
+		b.unregisterMetrics()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.groups, err = openGroupStore(opts.DataDir, opts.Keyring, opts.Acks, opts.SyncInterval,
 		b.log.Named("groups"))
 	if err != nil {
 		b.closeTopics()
-		b.metrics.unregister()
+		b.unregisterMetrics()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	go b.retentionLoop()
@@ -199,8 +200,13 @@ func (b *Broker) Close() error {
 	if gerr := b.groups.close(); gerr != nil {
 		err = errors.Join(err, gerr)
 	}
-	b.metrics.unregister()
+	b.unregisterMetrics()
 	return err
+}
+
+func (b *Broker) unregisterMetrics() {
+	b.metrics.unregister()
+	b.sreg.unregisterAll()
 }
 
 // closeTopics closes every partition; used by Close and failed Opens.
