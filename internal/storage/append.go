@@ -148,7 +148,7 @@ func (p *Partition) commit(batch []*appendReq) {
 			}
 			g.entries = append(g.entries, pendingEntry{offset: g.next,
 				pos: seg.size + int64(len(p.wbuf)), ts: ts})
-			p.wbuf = record.AppendFrame(p.wbuf, seg.cipher, p.aad, &h, r.Key, r.Value, nil)
+			p.wbuf = record.AppendFrame(p.wbuf, seg.cipher, p.waad, &h, r.Key, r.Value, nil)
 			g.next++
 		}
 		g.reqs = append(g.reqs, req)

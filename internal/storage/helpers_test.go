@@ -156,3 +156,5 @@ func asCorruption(t testing.TB, err error) *CorruptionError {
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

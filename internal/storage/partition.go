@@ -27,7 +27,8 @@ type Partition struct {
 	opts Options
 	fs   FS
 	log  *zap.Logger
-	aad  *record.AAD // template; cloned per reader, owned by the writer
+	aad  *record.AAD // template, never written: cloned per reader
+	waad *record.AAD // (wmu) the writer's own
 
 	// qmu guards the append queue (see append.go).
 	qmu     sync.Mutex
@@ -78,6 +79,7 @@ func Open(opts Options) (*Partition, error) {
 		log:  opts.Logger.With(zap.String("dir", opts.Dir), zap.Int32("partition", opts.Partition)),
 		aad:  record.NewAAD(opts.Topic, opts.Partition),
 	}
+	p.waad = p.aad.Clone()
 	if err := p.fs.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create partition dir: %w", err)
 	}
