@@ -46,15 +46,18 @@ func (p *Partition) Read(offset uint64, maxMessages, maxBytes int) ([]Message, e
 	seg := p.segs[i]
 	start, startOff := seg.lookup(offset)
 	end, segNext := seg.size, seg.next
-	seg.ref() // keeps the file open even if retention or Remove retires it now
-	p.mu.RUnlock()
-	defer seg.unref()
-
 	limit := segNext - offset
 	if maxMessages > 0 && uint64(maxMessages) < limit {
 		limit = uint64(maxMessages)
 	}
-	want := min(end-start, int64(maxBytes)+readSlack)
+	// The sparse index bounds where the last wanted frame ends, so a small
+	// maxMessages does not read maxBytes.
+	stop := seg.endBefore(offset + limit)
+	seg.ref() // keeps the file open even if retention or Remove retires it now
+	p.mu.RUnlock()
+	defer seg.unref()
+
+	want := min(stop-start, int64(maxBytes)+readSlack)
 	buf := make([]byte, want)
 	if err := readAt(seg.f, buf, start); err != nil {
 		return nil, p.readErr(err)

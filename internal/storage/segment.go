@@ -100,6 +100,21 @@ func (s *segment) lookup(offset uint64) (int64, uint64) {
 	return int64(e.pos), s.base + uint64(e.rel)
 }
 
+// endBefore returns a position at or after the end of the frame before
+// offset (the start of the first indexed frame at or after it), or size.
+// Callers hold p.mu.
+func (s *segment) endBefore(offset uint64) int64 {
+	if offset >= s.next {
+		return s.size
+	}
+	rel := uint32(offset - s.base)
+	i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel >= rel })
+	if i == len(s.index) {
+		return s.size
+	}
+	return int64(s.index[i].pos)
+}
+
 // newSegment creates a segment file with a fresh salt under the keyring's
 // active key and makes it durable (file and directory entry) before any
 // record goes in, so its base offset survives a crash even while empty.
