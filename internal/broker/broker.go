@@ -83,6 +83,10 @@ type Broker struct {
 	metrics   *brokerMetrics
 	regexps   *regexCache
 	groups    *groupStore
+	// recPool recycles the one-record slice handed to Append, which
+	// escapes into the partition's group-commit queue; pooling keeps the
+	// produce path free of broker-side allocations.
+	recPool sync.Pool
 
 	adminMu sync.Mutex // serialises topic create and delete
 
@@ -145,6 +149,7 @@ func Open(opts Options) (*Broker, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	b.recPool.New = func() any { return new([1]storage.Record) }
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("broker: create data dir: %w", err)
 	}

@@ -58,8 +58,11 @@ func (b *Broker) appendLocked(t *topic, partition int32, key, value []byte,
 	if err != nil {
 		return ProduceResult{}, err
 	}
-	recs := [1]storage.Record{{Key: key, Value: value, Timestamp: time.Now().UnixMilli(), Expiry: expiryMs}}
+	recs := b.recPool.Get().(*[1]storage.Record)
+	recs[0] = storage.Record{Key: key, Value: value, Timestamp: time.Now().UnixMilli(), Expiry: expiryMs}
 	off, err := t.parts[p].Append(recs[:])
+	recs[0] = storage.Record{} // drop the caller's buffers before pooling
+	b.recPool.Put(recs)
 	if err != nil {
 		b.noteErr(err)
 		return ProduceResult{}, wrapStorage(t, p, err)

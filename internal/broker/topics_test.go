@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/flymq/flymq/internal/crypto"
+	"github.com/flymq/flymq/internal/storage"
 )
 
 func TestTopicsSurviveRestart(t *testing.T) {
@@ -233,6 +234,7 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 // must end each call either with data or with a clean not-found error.
 func TestDeleteDuringFetches(t *testing.T) {
 	forEachMode(t, func(t *testing.T, o Options) {
+		o.Acks = storage.AcksNone // the race is the point, not fsync speed
 		b := openBroker(t, o)
 		var stop atomic.Bool
 		var ok, notFound atomic.Int64
@@ -268,11 +270,11 @@ func TestDeleteDuringFetches(t *testing.T) {
 				}
 			}()
 		}
-		for range 20 {
+		for range 10 {
 			if err := b.CreateTopic("hot", 2); err != nil {
 				t.Fatal(err)
 			}
-			for i := range 20 {
+			for i := range 10 {
 				mustProduce(t, b, "hot", int32(i%2), "", "v")
 			}
 			if err := b.DeleteTopic("hot"); err != nil {
@@ -285,5 +287,48 @@ func TestDeleteDuringFetches(t *testing.T) {
 			t.Log("readers never saw a deleted topic (timing); still checked for crashes")
 		}
 		t.Logf("ok %d, not found %d", ok.Load(), notFound.Load())
+	})
+}
+
+// TestProduceCrashAcksAll: acknowledged produces and the topics they
+// auto-created are all there after a crash (copy of the live data dir).
+func TestProduceCrashAcksAll(t *testing.T) {
+	forEachMode(t, func(t *testing.T, o Options) {
+		o.Acks = storage.AcksAll
+		b := openBroker(t, o)
+		if err := b.CreateTopic("multi", 3); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 25 {
+					if _, err := b.Produce("multi", int32(w%3), nil, []byte(fmt.Sprint(w, "-", i))); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		mustProduce(t, b, "auto/created", -1, "k", "v")
+		crash := t.TempDir()
+		copyDir(t, o.DataDir, crash)
+		o.DataDir = crash
+		b2 := openBroker(t, o)
+		if fmt.Sprint(b2.Topics()) != "[auto/created multi]" {
+			t.Fatalf("Topics() = %v", b2.Topics())
+		}
+		want := []uint64{50, 25, 25}
+		for p, n := range want {
+			msgs, next, err := b2.Fetch("multi", int32(p), 0, 1000, "", 0)
+			if err != nil || uint64(len(msgs)) != n || next != n {
+				t.Fatalf("partition %d: %d msgs next %d %v", p, len(msgs), next, err)
+			}
+		}
+		if m, err := b2.Consume("auto/created", 0, 0); err != nil || string(m.Key) != "k" {
+			t.Fatalf("auto-created: %+v %v", m, err)
+		}
 	})
 }
