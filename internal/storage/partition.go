@@ -281,7 +281,7 @@ func (p *Partition) recoverTail(s *segment) error {
 func (p *Partition) scan(s *segment, tail bool) error {
 	end := s.size
 	s.size, s.next, s.maxTS, s.index, s.tindex = record.SegmentHeaderSize, s.base, 0, nil, nil
-	sc := newScanner(s.f, record.SegmentHeaderSize, end)
+	sc := newScanner(s.f, record.SegmentHeaderSize, end, 1<<20)
 	aad := p.aad.Clone()
 	for {
 		at := sc.at()

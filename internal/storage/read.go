@@ -183,7 +183,7 @@ func (p *Partition) OffsetForTime(ms int64) (uint64, error) {
 	p.mu.RUnlock()
 	defer seg.unref()
 
-	sc := newScanner(seg.f, pos, end)
+	sc := newScanner(seg.f, pos, end, 64<<10)
 	for cur < segNext {
 		at := sc.at()
 		frame, err := sc.next()

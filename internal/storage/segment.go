@@ -288,8 +288,8 @@ type scanner struct {
 	read []byte // backing array
 }
 
-func newScanner(f File, from, end int64) *scanner {
-	return &scanner{f: f, pos: from, end: end, read: make([]byte, 1<<20)}
+func newScanner(f File, from, end int64, chunk int) *scanner {
+	return &scanner{f: f, pos: from, end: end, read: make([]byte, chunk)}
 }
 
 // at is the file position of the next frame.
