@@ -18,8 +18,7 @@ func (id Identity) Anonymous() bool { return id.User == "" }
 // Gate is the authorization an operation needs (§3.5).
 type Gate int
 
-// Gates, see GateFor in the package documentation of the server and
-// §3.5 of the spec.
+// Gates of §3.5; the server's route table assigns one per opcode.
 const (
 	// GateNone: AUTH, WHOAMI.
 	GateNone Gate = iota
