@@ -82,7 +82,6 @@ func (c *conn) authenticate(_ protocol.Op, p []byte, out []byte) ([]byte, error)
 	if store.Enabled() {
 		roles, err := store.Authenticate(c.ip, req.Username, req.Password)
 		if err != nil {
-			c.s.metrics.authFail.Inc()
 			// A failed AUTH leaves the connection anonymous, or with the
 			// identity its client certificate proved.
 			c.user, c.authed = c.certUser, c.certUser != ""

@@ -18,7 +18,6 @@ type metrics struct {
 	active    map[string]prometheus.Gauge
 	refused   prometheus.Counter
 	tlsFailed prometheus.Counter
-	authFail  prometheus.Counter
 	closed    *prometheus.CounterVec
 }
 
@@ -52,17 +51,13 @@ func newMetrics(reg prometheus.Registerer, routes *[256]route) (*metrics, error)
 		Namespace: "flymq", Name: "tls_handshake_failures_total",
 		Help: "TLS handshakes that failed, including plaintext sent to a TLS listener.",
 	})
-	authFail := prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "flymq", Name: "auth_failures_total",
-		Help: "AUTH requests that did not authenticate, rate-limited ones included.",
-	})
 	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "flymq", Name: "connections_closed_total",
 		Help: "Connections closed by the broker, by reason.",
 	}, []string{"reason"})
 
 	if reg != nil {
-		for _, c := range []prometheus.Collector{requests, errs, latency, denied, active, refused, tlsFailed, authFail, closed} {
+		for _, c := range []prometheus.Collector{requests, errs, latency, denied, active, refused, tlsFailed, closed} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -75,7 +70,6 @@ func newMetrics(reg prometheus.Registerer, routes *[256]route) (*metrics, error)
 		active:    map[string]prometheus.Gauge{},
 		refused:   refused,
 		tlsFailed: tlsFailed,
-		authFail:  authFail,
 		closed:    closed,
 	}
 	for _, kind := range []string{"plain", "tls"} {
