@@ -393,8 +393,11 @@ func (t *topic) partition(p int32) (*storage.Partition, error) {
 // CreateTopic creates a topic with partitions 0…n−1. An existing topic is
 // left as it is (nil error, count not compared); 0 partitions means 1.
 func (b *Broker) CreateTopic(name string, partitions int32) error {
-	if partitions < 0 || partitions > b.opts.MaxPartitions {
-		return fmt.Errorf("%w: %d (allowed 1 to %d)", ErrInvalidPartitionCount,
+	if partitions < 0 {
+		return fmt.Errorf("%w: %d", ErrInvalidPartitionCount, partitions)
+	}
+	if partitions > b.opts.MaxPartitions {
+		return fmt.Errorf("%w: %d (maximum %d)", ErrInvalidPartitionCount,
 			partitions, b.opts.MaxPartitions)
 	}
 	if partitions == 0 {
