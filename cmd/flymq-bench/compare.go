@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -193,9 +194,9 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 // runChild runs one `flymq-bench run ... --json` and parses its last line.
 func runChild(ctx context.Context, exe string, args []string, stderr io.Writer) (cmpRun, []byte) {
 	cmd := exec.CommandContext(ctx, exe, args...)
-	var buf bytes.Buffer
+	var buf, errBuf bytes.Buffer
 	cmd.Stdout = &buf
-	cmd.Stderr = stderr
+	cmd.Stderr = io.MultiWriter(stderr, &errBuf)
 	runErr := cmd.Run()
 	var last []byte
 	sc := bufio.NewScanner(&buf)
@@ -216,13 +217,24 @@ func runChild(ctx context.Context, exe string, args []string, stderr io.Writer) 
 	case runErr != nil && r.res != nil && r.res.Error != "":
 		r.err = r.res.Error
 	case runErr != nil:
-		r.err = runErr.Error()
+		r.err = childError(errBuf.String(), runErr)
 	case r.res == nil:
 		r.err = "no JSON result"
 	case !r.res.Verified:
 		r.err = "not verified"
 	}
 	return r, last
+}
+
+// childError is the child's own error line ("flymq-bench: ..."), without
+// the broker log tail that may follow it, or the exit status.
+func childError(stderr string, runErr error) string {
+	for _, line := range strings.Split(stderr, "\n") {
+		if msg, ok := strings.CutPrefix(line, "flymq-bench: "); ok {
+			return msg
+		}
+	}
+	return runErr.Error()
 }
 
 func (r cmpRun) summary() string {
@@ -317,10 +329,9 @@ func writeCompareReport(w io.Writer, o compareOptions, sel []cmpWorkload, runs [
 	}
 
 	// Machine limits, over every successful run that measured them.
-	var aes, fsync, loop []float64
+	var fsync, loop []float64
 	for _, r := range runs {
 		if r.err == "" && r.res.AESSealPerSec > 0 {
-			aes = append(aes, r.res.AESSealPerSec/float64(max(r.res.Workload.Size, 1)))
 			fsync = append(fsync, r.res.FsyncPerSec)
 			loop = append(loop, r.res.LoopbackP50us)
 		}
@@ -329,10 +340,19 @@ func writeCompareReport(w io.Writer, o compareOptions, sel []cmpWorkload, runs [
 		med := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
 		fmt.Fprintf(w, "\nMachine (medians over the runs): fsync %s /s, loopback round trip p50 %.1f µs. AES-256-GCM seal per core:",
 			fmtNum(med(fsync), true), med(loop))
-		for _, wl := range sel {
-			if v, ok := get(wl.ID, "flymq", func(r *Result) float64 { return r.AESSealPerSec }); ok && wl.ID != "1k-8x1" && wl.ID != "1k-1x1" && wl.ID != "1k-all" && wl.ID != "1k-secure" {
-				fmt.Fprintf(w, " %d B: %.2f M/s;", wl.Size, v/1e6)
+		bySize := map[int][]float64{}
+		for _, r := range runs {
+			if r.err == "" && r.res.AESSealPerSec > 0 {
+				bySize[r.res.Workload.Size] = append(bySize[r.res.Workload.Size], r.res.AESSealPerSec)
 			}
+		}
+		sizes := slices.Sorted(maps.Keys(bySize))
+		for i, size := range sizes {
+			sep := ","
+			if i == len(sizes)-1 {
+				sep = "."
+			}
+			fmt.Fprintf(w, " %d B %.2f M/s%s", size, med(bySize[size])/1e6, sep)
 		}
 		fmt.Fprintln(w)
 	}

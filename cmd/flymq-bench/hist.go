@@ -97,13 +97,17 @@ func (h *Histogram) Mean() float64 {
 // Quantile returns the value at quantile q (0 < q <= 1) by the
 // nearest-rank rule: the smallest recorded value v such that at least
 // ceil(q*n) samples are <= v, reported as the middle of its bucket and
-// clamped to the exact minimum and maximum. Empty histograms return 0.
+// clamped to the exact minimum and maximum; the top rank is the exact
+// maximum. Empty histograms return 0.
 func (h *Histogram) Quantile(q float64) uint64 {
 	if h.total == 0 {
 		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(h.total)))
 	rank = min(max(rank, 1), h.total)
+	if rank == h.total {
+		return h.max // the top rank is the exact maximum, not a bucket
+	}
 	var cum uint64
 	for i, c := range h.counts {
 		cum += c
