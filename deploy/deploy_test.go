@@ -180,7 +180,7 @@ func TestPrometheusFiles(t *testing.T) {
 	}
 	// Each operational risk has an alert on the metric that measures it.
 	for alert, metric := range map[string]string{
-		"FlymqTLSCertificateExpiringSoon": "flymq_tls_certificate_expiry_timestamp_seconds",
+		"FlymqTLSCertificateExpiringSoon": "flymq_tls_cert_expiry_seconds",
 		"FlymqFsyncErrors":                "flymq_storage_fsync_errors_total",
 		"FlymqAuthFailureRate":            "flymq_auth_failures_total",
 		"FlymqDiskNearlyFull":             "flymq_data_dir_available_bytes",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/flymq/flymq/internal/audit"
 	"github.com/flymq/flymq/internal/auth"
 	"github.com/flymq/flymq/internal/broker"
 	"github.com/flymq/flymq/internal/config"
@@ -22,6 +24,7 @@ import (
 	"github.com/flymq/flymq/internal/observe"
 	"github.com/flymq/flymq/internal/server"
 	"github.com/flymq/flymq/internal/storage"
+	"github.com/flymq/flymq/internal/tlsutil"
 )
 
 // runParams is everything run needs; main fills it from flags, the
@@ -118,18 +121,28 @@ func run(ctx context.Context, p runParams) (err error) {
 		}
 	}()
 
-	// TODO(config): wire the audit trail once internal/audit lands, as
-	// audit.Open(audit.Options{Dir: cfg.Audit.LogDir, MaxFileSize:
-	// cfg.Audit.MaxFileSize, RetentionDays: cfg.Audit.RetentionDays,
-	// Logger, Registerer}) (*audit.Log, error), then pass it to auth.Options.Audit
-	// and server.Options.Audit and close it after the server.
+	var trail *audit.Log // nil records nothing
 	if cfg.Audit.Enabled {
-		log.Warn("audit.enabled is set but this build does not write an audit trail yet")
+		trail, err = audit.Open(audit.Options{
+			Dir:           cfg.Audit.LogDir,
+			MaxFileSize:   cfg.Audit.MaxFileSize,
+			RetentionDays: cfg.Audit.RetentionDays,
+			NodeID:        cfg.NodeID,
+			Logger:        log.Named("audit"),
+		})
+		if err != nil {
+			return fmt.Errorf("open audit trail: %w", err)
+		}
+		defer func() {
+			if cerr := trail.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("close audit trail: %w", cerr))
+			}
+		}()
 	}
 
 	var store *auth.Store
 	if cfg.Auth.Enabled {
-		store, err = auth.Open(auth.Options{
+		aopts := auth.Options{
 			Enabled:           true,
 			AllowAnonymous:    cfg.Auth.AllowAnonymous,
 			DefaultPublic:     cfg.Auth.DefaultPublic,
@@ -145,7 +158,12 @@ func run(ctx context.Context, p runParams) (err error) {
 			Logger:            log.Named("auth"),
 			Registerer:        reg,
 			NodeID:            cfg.NodeID,
-		})
+		}
+		if trail != nil {
+			// A nil *audit.Log inside the interface would not be nil.
+			aopts.Audit = trail
+		}
+		store, err = auth.Open(aopts)
 		if err != nil {
 			return fmt.Errorf("open auth store: %w", err)
 		}
@@ -156,6 +174,7 @@ func run(ctx context.Context, p runParams) (err error) {
 		Addr:           cfg.BindAddr,
 		Broker:         b,
 		Auth:           store,
+		Audit:          trail,
 		NodeID:         cfg.NodeID,
 		AdvertisedAddr: cfg.AdvertisedAddr,
 		IdleTimeout:    cfg.Limits.IdleTimeout(),
@@ -166,13 +185,23 @@ func run(ctx context.Context, p runParams) (err error) {
 		Registerer:     reg,
 	}
 	if cfg.Security.TLSEnabled {
-		tl, err := newTLSLoader(cfg.Security, reg, log.Named("tls"))
+		tm, err := tlsutil.New(tlsutil.Options{
+			CertFile:   cfg.Security.TLSCertFile,
+			KeyFile:    cfg.Security.TLSKeyFile,
+			CAFile:     cfg.Security.TLSCAFile,
+			ClientAuth: cfg.Security.TLSClientAuth,
+			Logger:     log.Named("tls"),
+			Registerer: reg,
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("load tls: %w", err)
 		}
-		reloaders = append(reloaders, tl)
-		sopts.TLSConfig = tl.Config()
-		sopts.CertUser = certUser(cfg.Security.TLSCertUserMapping)
+		defer tm.Close()
+		reloaders = append(reloaders, tm)
+		sopts.TLSConfig = tm.Config()
+		if m := cfg.Security.TLSCertUserMapping; m != config.CertUserNone {
+			sopts.CertUser = func(st tls.ConnectionState) (string, bool) { return tlsutil.CertUser(st, m) }
+		}
 		if cfg.Security.TLSBindAddr != "" {
 			sopts.TLSAddr = cfg.Security.TLSBindAddr
 		} else {

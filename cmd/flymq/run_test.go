@@ -2,11 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,4 +180,101 @@ func mustKey(t *testing.T, hex string) *crypto.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "flymq-test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool
+}
+
+// TestRunSecureSetup wires everything the secure sample turns on: a TLS
+// listener beside the plaintext one, authentication and the audit trail.
+func TestRunSecureSetup(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Security.TLSEnabled = true
+	cfg.Security.TLSBindAddr = "127.0.0.1:0"
+	cfg.Security.TLSCertFile, cfg.Security.TLSKeyFile, _ = selfSigned(t, t.TempDir())
+	cfg.Auth.Enabled = true
+	cfg.Auth.AdminPassword = "correct-horse-battery"
+	cfg.Audit.Enabled = true
+	cfg.Audit.LogDir = ""
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, pool := selfSigned(t, t.TempDir()) // a different CA: must be refused
+	ring := crypto.NewKeyring(mustKey(t, hexC))
+	sigs, addrs, done := startRun(t, runParams{Config: cfg, Keyring: ring})
+	if len(addrs.broker) != 2 {
+		t.Fatalf("broker addrs = %v, want plaintext and TLS", addrs.broker)
+	}
+
+	certPEM, err := os.ReadFile(cfg.Security.TLSCertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := x509.NewCertPool()
+	good.AppendCertsFromPEM(certPEM)
+	conn, err := tls.Dial("tcp", addrs.broker[1].String(), &tls.Config{RootCAs: good, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("tls handshake: %v", err)
+	}
+	if v := conn.ConnectionState().Version; v < tls.VersionTLS12 {
+		t.Fatalf("tls version %x", v)
+	}
+	conn.Close()
+	if _, err := tls.Dial("tcp", addrs.broker[1].String(), &tls.Config{RootCAs: pool}); err == nil {
+		t.Fatal("handshake verified against the wrong CA")
+	}
+	resp, err := http.Get("http://" + addrs.observe[0].String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "flymq_tls_cert_expiry_seconds ") {
+		t.Errorf("/metrics lacks the certificate expiry gauge")
+	}
+
+	sigs <- syscall.SIGTERM
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, dir := range []string{"audit", "auth"} {
+		if st, err := os.Stat(filepath.Join(cfg.DataDir, dir)); err != nil || !st.IsDir() {
+			t.Errorf("%s dir not created in the data dir: %v", dir, err)
+		}
+	}
 }

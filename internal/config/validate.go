@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 )
 
 // ErrInvalid marks every error Validate returns, so callers can tell a bad
@@ -54,7 +55,7 @@ func (c *Config) Validate() error {
 		if !s.TLSEnabled {
 			v.fail("security.tls_bind_addr", "is set but security.tls_enabled is false")
 		}
-		if s.TLSBindAddr == c.BindAddr {
+		if s.TLSBindAddr == c.BindAddr && !strings.HasSuffix(c.BindAddr, ":0") {
 			v.fail("security.tls_bind_addr", "must differ from bind_addr")
 		}
 	}
