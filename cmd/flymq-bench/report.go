@@ -72,7 +72,7 @@ func newResult(o RunOptions) *Result {
 		Target: o.Target,
 		Workload: WorkloadInfo{
 			Name: workloadName(w), Size: w.Size, Conns: w.Conns, Inflight: w.Inflight,
-			Partitions: w.Partitions, DurationS: w.Duration.Seconds(), Count: w.Count, Topic: o.Topic,
+			Partitions: w.Partitions, DurationS: durationS(w), Count: w.Count, Topic: o.Topic,
 		},
 		Config: map[string]any{
 			"encryption": o.Encryption, "acks": o.Acks, "tls": o.TLS, "auth": o.Auth,
@@ -153,4 +153,12 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	b = append(b, '\n')
 	_, err = w.Write(b)
 	return err
+}
+
+// durationS is the produce duration in seconds, 0 in --count mode.
+func durationS(w Workload) float64 {
+	if w.Count > 0 {
+		return 0
+	}
+	return w.Duration.Seconds()
 }
