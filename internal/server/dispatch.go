@@ -94,7 +94,7 @@ func (c *conn) errorText(op protocol.Op, err error) string {
 		return err.Error()
 	case isAuthError(err):
 		return err.Error()
-	case errors.Is(err, broker.ErrInvalidName):
+	case errors.Is(err, broker.ErrInvalidName), errors.Is(err, broker.ErrInvalidPartitionCount):
 		return err.Error()
 	case errors.Is(err, storage.ErrRecordTooLarge):
 		return err.Error()

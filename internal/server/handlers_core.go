@@ -148,7 +148,7 @@ func (c *conn) fetch(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		return out, err
 	}
 	msgs, next, err := c.s.opts.Broker.Fetch(req.Topic, req.Partition, req.Offset, int(req.MaxMessages),
-		req.Filter, protocol.MaxPayload-protocol.FetchResponseHeaderSize)
+		req.Filter, protocol.MaxPayload)
 	if err != nil {
 		return out, topicText(err, req.Topic)
 	}
