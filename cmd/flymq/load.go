@@ -132,6 +132,8 @@ func loadConfig(path string, fs *pflag.FlagSet) (loaded, error) {
 func unknownEnv(environ []string) []string {
 	known := map[string]bool{
 		envKey: true, envKeyFile: true, envPreviousKeys: true, envPreviousKeysFile: true,
+		// flymq-cli's own variables, often exported in the same shell.
+		"FLYMQ_ADDR": true, "FLYMQ_USERNAME": true, "FLYMQ_PASSWORD": true,
 	}
 	for _, k := range config.Keys() {
 		for _, n := range config.EnvNames(k) {
