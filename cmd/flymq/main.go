@@ -125,7 +125,7 @@ func newRootCmd() *cobra.Command {
 	f.StringVarP(&configPath, "config", "c", "", "JSON configuration file (old FlyMQ configs load unchanged)")
 	f.BoolVar(&check, "check", false, "validate the configuration, print every error, exit 0 or 1")
 	f.BoolVar(&dev, "dev", false, "development mode: generate an encryption key beside the data dir if none is set")
-	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long a graceful shutdown may take")
 	addSettingFlags(f)
 
 	root.AddCommand(

@@ -43,6 +43,11 @@ type runParams struct {
 	OnReady func(broker, observe []net.Addr)
 }
 
+// defaultShutdownTimeout bounds a graceful shutdown when runParams gives
+// none; the systemd unit's TimeoutStopSec and compose's stop_grace_period
+// sit above it.
+const defaultShutdownTimeout = 30 * time.Second
+
 // reloader is anything that can re-read its files on SIGHUP.
 type reloader interface{ Reload() error }
 
@@ -53,6 +58,9 @@ func run(ctx context.Context, p runParams) (err error) {
 	cfg, log := &p.Config, p.Logger
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if p.ShutdownTimeout <= 0 {
+		p.ShutdownTimeout = defaultShutdownTimeout
 	}
 	log.Info("starting flymq", zap.String("version", version), zap.String("node-id", cfg.NodeID),
 		zap.String("data-dir", cfg.DataDir), zap.Any("config", cfg.Redacted()))
@@ -169,7 +177,7 @@ func run(ctx context.Context, p runParams) (err error) {
 		}
 	}
 
-	reloaders := []reloader{}
+	var reloaders []reloader // SIGHUP hooks
 	sopts := server.Options{
 		Addr:           cfg.BindAddr,
 		Broker:         b,
@@ -212,12 +220,6 @@ func run(ctx context.Context, p runParams) (err error) {
 	if err != nil {
 		return fmt.Errorf("create server: %w", err)
 	}
-	if r, ok := any(srv).(reloader); ok {
-		reloaders = append(reloaders, r)
-	}
-	if r, ok := any(store).(reloader); ok && store != nil {
-		reloaders = append(reloaders, r)
-	}
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
@@ -231,10 +233,7 @@ func run(ctx context.Context, p runParams) (err error) {
 
 	// Readiness follows the broker from here: a partition fenced after a
 	// failed fsync turns /readyz false until a restart re-runs recovery.
-	check := func() bool { return b.Ready() }
-	if l, ok := any(srv).(interface{ Listening() bool }); ok {
-		check = func() bool { return b.Ready() && l.Listening() }
-	}
+	check := func() bool { return b.Ready() && srv.Listening() }
 	readyCheck.Store(&check)
 	// Deferred last, so it runs first: not ready before anything closes.
 	defer readyCheck.Store(nil)

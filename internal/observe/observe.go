@@ -91,11 +91,10 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.HealthAddr != "" {
 		healthMux = muxFor(opts.HealthAddr)
-		mux := healthMux
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		healthMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			writeText(w, http.StatusOK, "ok\n")
 		})
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		healthMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 			if ready() {
 				writeText(w, http.StatusOK, "ready\n")
 				return
