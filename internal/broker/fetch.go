@@ -20,8 +20,8 @@ const (
 
 	// Reads from storage are batched; a filtered scan reads in bounded
 	// chunks so 1000 large non-matching records never sit in memory at once.
-	readBatchMessages = 256
-	readBatchBytes    = 1 << 20
+	readBatchMessages = FetchScanLimit
+	readBatchBytes    = 2 << 20
 )
 
 // Consume returns the message stored at offset. Errors in the order of

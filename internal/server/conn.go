@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,12 @@ import (
 
 // errTooManyFiles is the accept error that means "out of descriptors".
 var errTooManyFiles = syscall.EMFILE
+
+// keepOutBytes is the reply buffer a connection keeps between requests;
+// larger ones are shared through outPool.
+const keepOutBytes = 16 << 10
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
 // flushThreshold bounds how many reply bytes wait for the end of a burst of
 // pipelined requests before they are written anyway.
@@ -137,6 +144,9 @@ func (c *conn) serve() {
 			return
 		}
 		start := time.Now()
+		if c.out == nil {
+			c.out = (*outPool.Get().(*[]byte))[:0]
+		}
 		n := len(c.out)
 		c.out = c.dispatch(h, payload, c.out)
 		op := h.Op
@@ -167,8 +177,13 @@ func (c *conn) flush() bool {
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReadTimeout))
 	_, err := c.nc.Write(c.out)
-	if cap(c.out) > 4*flushThreshold {
-		c.out = nil // do not keep a huge FETCH reply's buffer around
+	if cap(c.out) > keepOutBytes {
+		// A big reply's buffer goes back to the shared pool, so an idle
+		// connection holds little memory and the next big reply, on any
+		// connection, reuses it.
+		b := c.out[:0]
+		outPool.Put(&b)
+		c.out = nil
 	} else {
 		c.out = c.out[:0]
 	}

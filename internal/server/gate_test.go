@@ -47,7 +47,7 @@ func authHarness(t *testing.T, tweak func(*auth.Options)) (*harness, *auth.Store
 }
 
 // call sends one request and returns the reply's opcode and payload.
-func call(t *testing.T, c net.Conn, op protocol.Op, payload []byte) (protocol.Op, []byte) {
+func call(t testing.TB, c net.Conn, op protocol.Op, payload []byte) (protocol.Op, []byte) {
 	t.Helper()
 	if _, err := c.Write(protocol.AppendFrame(nil, op, protocol.FlagBinary, payload)); err != nil {
 		t.Fatal(err)

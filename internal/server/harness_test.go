@@ -27,7 +27,7 @@ type harness struct {
 	addr   string
 }
 
-func testKeyring(t *testing.T) *crypto.Keyring {
+func testKeyring(t testing.TB) *crypto.Keyring {
 	t.Helper()
 	hexKey, err := crypto.GenerateKeyHex()
 	if err != nil {
@@ -42,7 +42,7 @@ func testKeyring(t *testing.T) *crypto.Keyring {
 
 // startServer runs a broker on a fresh data dir and a server on a free
 // loopback port; both stop when the test ends.
-func startServer(t *testing.T, ho harnessOptions) *harness {
+func startServer(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	var ring *crypto.Keyring
@@ -94,7 +94,7 @@ func startServer(t *testing.T, ho harnessOptions) *harness {
 	return h
 }
 
-func (h *harness) dial(t *testing.T) net.Conn {
+func (h *harness) dial(t testing.TB) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
 	if err != nil {
