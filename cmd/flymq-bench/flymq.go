@@ -173,6 +173,10 @@ const maxFetchMessages = 1000
 // sides without changing what is measured.
 const fetchReplyBytes = 1 << 20
 
+// fetchReplyTimeout fails a fetch whose broker stopped answering, long
+// before the whole run's timeout.
+const fetchReplyTimeout = 30 * time.Second
+
 // fetchStep is how many messages one FETCH asks for: as many as the broker
 // scans per request, within fetchReplyBytes (at least one).
 func fetchStep(size int) int {
@@ -230,6 +234,7 @@ func fetchPartition(ctx context.Context, d *flymqDialer, topic string, part int3
 	step := uint64(fetchStep(ledger.Values.Size()))
 	var resp protocol.FetchResponse
 	fetchOne := func(off uint64, want uint64) (uint64, error) {
+		_ = c.nc.SetReadDeadline(time.Now().Add(fetchReplyTimeout))
 		req := protocol.FetchRequest{Topic: topic, Partition: part, Offset: off, MaxMessages: int32(want)}
 		p, err := c.call(protocol.OpFetch, req.AppendTo(nil), protocol.OpFetch)
 		if err != nil {
@@ -261,6 +266,7 @@ func fetchPartition(ctx context.Context, d *flymqDialer, topic string, part int3
 	readErr := make(chan error, 1)
 	go func() {
 		for r := range queue {
+			_ = c.nc.SetReadDeadline(time.Now().Add(fetchReplyTimeout))
 			h, p, err := c.fr.Next()
 			if err == nil {
 				err = checkReply(protocol.OpFetch, h, p, protocol.OpFetch)

@@ -201,6 +201,12 @@ func (p *natsPipe) close() error {
 	return nil
 }
 
+// Fetch phase limits for NATS.
+const (
+	natsFetchBytes = 16 << 20
+	natsFetchStall = 20 * time.Second
+)
+
 // natsFetch reads the whole stream back with an ordered consumer and checks
 // every message against the ledger. An ordered consumer delivers the
 // stream in sequence order without gaps, so the i-th message is stream
@@ -234,33 +240,52 @@ func natsFetch(ctx context.Context, nc *natsClient, ledger *Ledger) (*FetchResul
 		return nil, fmt.Errorf("ordered consumer: %w", err)
 	}
 	var (
-		n       int64
+		n       atomic.Int64
 		failure error
 		done    = make(chan struct{})
 	)
+	// Buffer at most natsFetchBytes in the client: the subscription's
+	// default pending limit is 64 MiB, and exceeding it drops messages.
+	batch := min(4096, max(1, natsFetchBytes/(ledger.Values.Size()+256)))
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if failure != nil || n >= total {
+		i := n.Load()
+		if failure != nil || i >= total {
 			return
 		}
-		seq := lo[0] + uint64(n)
-		if err := ledger.Check(MakeLoc(0, seq), m.Data()); err != nil {
+		if err := ledger.Check(MakeLoc(0, lo[0]+uint64(i)), m.Data()); err != nil {
 			failure = err
 			close(done)
 			return
 		}
-		n++
-		if n == total {
+		n.Store(i + 1)
+		if i+1 == total {
 			close(done)
 		}
-	}, jetstream.PullMaxMessages(4096))
+	}, jetstream.PullMaxMessages(batch))
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		cc.Stop()
-		return nil, fmt.Errorf("fetch: %w after %d of %d messages", context.Cause(ctx), n, total)
+	// A stalled consumer fails the run after natsFetchStall instead of
+	// waiting for the whole run's timeout.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := int64(-1), time.Now()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-ctx.Done():
+			cc.Stop()
+			return nil, fmt.Errorf("fetch: %w after %d of %d messages", context.Cause(ctx), n.Load(), total)
+		case now := <-tick.C:
+			if cur := n.Load(); cur != last {
+				last, lastAt = cur, now
+			} else if now.Sub(lastAt) > natsFetchStall {
+				cc.Stop()
+				return nil, fmt.Errorf("fetch: no message for %s after %d of %d messages", natsFetchStall, cur, total)
+			}
+		}
 	}
 	elapsed := time.Since(start)
 	cc.Stop()
