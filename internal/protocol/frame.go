@@ -73,6 +73,21 @@ func (fr *FrameReader) Next() (Header, []byte, error) {
 // not yet returned by Next (the start of pipelined frames).
 func (fr *FrameReader) Buffered() int { return fr.end - fr.start }
 
+// Peek returns the header of the next frame and whether the whole frame is
+// already buffered, without reading. When complete is true the following
+// Next does no I/O and leaves every payload it returned before intact, so
+// a caller may gather a run of buffered frames and handle them together.
+func (fr *FrameReader) Peek() (h Header, complete bool) {
+	if fr.end-fr.start < HeaderSize {
+		return Header{}, false
+	}
+	h, err := ParseHeader(fr.buf[fr.start : fr.start+HeaderSize])
+	if err != nil {
+		return h, false
+	}
+	return h, fr.end-fr.start >= HeaderSize+int(h.Length)
+}
+
 // fill ensures that at least n bytes are buffered at buf[start:].
 func (fr *FrameReader) fill(n int) error {
 	for fr.end-fr.start < n {

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/flymq/flymq/internal/broker"
 	"github.com/flymq/flymq/internal/protocol"
 )
 
@@ -54,6 +55,10 @@ type conn struct {
 	certUser string
 
 	subs map[groupKey]struct{}
+
+	// Reused between produce runs.
+	runSlots []runSlot
+	runItems []broker.ProduceItem
 
 	// route and gated track the request being served, so the dispatcher can
 	// tell that the handler ran the gate its table row names.
@@ -143,18 +148,23 @@ func (c *conn) serve() {
 			c.closedBecause(err)
 			return
 		}
-		start := time.Now()
 		if c.out == nil {
 			c.out = (*outPool.Get().(*[]byte))[:0]
 		}
-		n := len(c.out)
-		c.out = c.dispatch(h, payload, c.out)
-		op := h.Op
-		m.requests[op].Inc()
-		if len(c.out) > n && protocol.Op(c.out[n+2]) == protocol.OpError {
-			m.errors[op].Inc()
+		for {
+			// A PRODUCE with more PRODUCEs already buffered behind it is
+			// served as a run: one broker call, one write, shared fsync.
+			if next, complete := c.fr.Peek(); batchable(h) && complete && batchable(next) {
+				var rest *pendingFrame
+				if rest, c.out = c.produceRun(h, payload, c.out); rest != nil {
+					h, payload = rest.h, rest.p
+					continue
+				}
+				break
+			}
+			c.serveOne(h, payload)
+			break
 		}
-		m.latency[op].Observe(time.Since(start).Seconds())
 
 		// Replies wait while more pipelined requests are already buffered,
 		// so a burst is answered with one write.
@@ -168,6 +178,19 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// serveOne dispatches one request and accounts for it.
+func (c *conn) serveOne(h protocol.Header, payload []byte) {
+	m := c.s.metrics
+	start := time.Now()
+	n := len(c.out)
+	c.out = c.dispatch(h, payload, c.out)
+	m.requests[h.Op].Inc()
+	if len(c.out) > n && protocol.Op(c.out[n+2]) == protocol.OpError {
+		m.errors[h.Op].Inc()
+	}
+	m.latency[h.Op].Observe(time.Since(start).Seconds())
 }
 
 // flush writes queued replies; false means the connection is gone.

@@ -22,13 +22,22 @@ func (c *conn) produce(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		return out, err
 	}
 	if len(req.Key)+len(req.Value) > maxRecordBytes {
-		return out, errorf("message too large: key and value of %d bytes exceed the %d bytes a fetch reply can carry",
-			len(req.Key)+len(req.Value), maxRecordBytes)
+		return out, tooLarge(len(req.Key) + len(req.Value))
 	}
 	res, err := c.s.opts.Broker.Produce(req.Topic, req.Partition, req.Key, req.Value)
 	if err != nil {
 		return out, partitionText(err, "not found")
 	}
+	return appendRecordMetadata(out, &req, res), nil
+}
+
+func tooLarge(n int) error {
+	return errorf("message too large: key and value of %d bytes exceed the %d bytes a fetch reply can carry",
+		n, maxRecordBytes)
+}
+
+// appendRecordMetadata appends the PRODUCE reply for req written as res.
+func appendRecordMetadata(out []byte, req *protocol.ProduceRequest, res broker.ProduceResult) []byte {
 	md := protocol.RecordMetadata{
 		Topic:     req.Topic,
 		Partition: res.Partition,
@@ -41,7 +50,7 @@ func (c *conn) produce(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		md.KeySize = -1
 	}
 	out, start := beginFrame(out)
-	return endFrame(md.AppendTo(out), start, op), nil
+	return endFrame(md.AppendTo(out), start, protocol.OpProduce)
 }
 
 // consume serves CONSUME and CONSUME_ZERO_COPY: same request, same reply,
