@@ -65,6 +65,9 @@ func (b *Broker) Subscribe(topic, group string, partition int32, mode, member st
 	}
 	t.mu.RUnlock()
 	if group != "" {
+		if err := ValidateGroupName(group); err != nil {
+			return 0, err
+		}
 		if err := b.groups.join(topic, group, member); err != nil {
 			b.noteErr(err)
 			return 0, err
@@ -81,8 +84,15 @@ func (b *Broker) Unsubscribe(topic, group, member string) {
 
 // Commit stores offset verbatim as the committed offset of (topic, group,
 // partition), creating the group. Topic and partition are not checked
-// (core.md §6.6). It returns once the commit is durable per Options.Acks.
+// (core.md §6.6). A non-empty group must pass ValidateGroupName; the
+// empty group id is kept as clients have always been able to send it. It
+// returns once the commit is durable per Options.Acks.
 func (b *Broker) Commit(topic, group string, partition int32, offset uint64) error {
+	if group != "" {
+		if err := ValidateGroupName(group); err != nil {
+			return err
+		}
+	}
 	err := b.groups.commit(topic, group, partition, offset)
 	b.noteErr(err)
 	return err

@@ -20,38 +20,72 @@ const MaxTopicNameLen = 249
 // empty `/` segment, and not "." or "..". `/` is a legal hierarchy
 // separator. The error wraps ErrInvalidName and names the reason.
 func ValidateTopicName(name string) error {
+	if reason := nameProblem(name, true); reason != "" {
+		return invalidName(reason)
+	}
+	return nil
+}
+
+// ErrInvalidGroupName: a consumer group name breaks the topic-name rules.
+// It matches ErrInvalidName too, so callers that render ErrInvalidName
+// verbatim ("invalid group name: <reason>") need no extra case.
+var ErrInvalidGroupName error = invalidGroupName{}
+
+type invalidGroupName struct{}
+
+func (invalidGroupName) Error() string        { return "invalid group name" }
+func (invalidGroupName) Is(target error) bool { return target == ErrInvalidName }
+
+// ValidateGroupName checks a non-empty consumer group id against the
+// topic-name rules. Group ids never become paths (they live in the sealed
+// offsets log), but a name with control characters, bidi overrides or an
+// un-normalised twin of another group confuses operators and audit logs,
+// so the same rules apply — except UTF-8 validity: group ids have always
+// been opaque bytes (core.md §3), and the metrics fall back to the
+// "_other" label for ids that are not UTF-8. Invalid bytes still cannot
+// smuggle a control character, NUL or `\` past the checks below. The
+// error wraps ErrInvalidGroupName.
+func ValidateGroupName(name string) error {
+	if reason := nameProblem(name, false); reason != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidGroupName, reason)
+	}
+	return nil
+}
+
+// nameProblem returns why name breaks the rules, or "".
+func nameProblem(name string, requireUTF8 bool) string {
 	switch {
 	case name == "":
-		return invalidName("empty")
+		return "empty"
 	case len(name) > MaxTopicNameLen:
-		return invalidName(fmt.Sprintf("%d bytes, at most %d allowed", len(name), MaxTopicNameLen))
-	case !utf8.ValidString(name):
-		return invalidName("not valid UTF-8")
+		return fmt.Sprintf("%d bytes, at most %d allowed", len(name), MaxTopicNameLen)
+	case requireUTF8 && !utf8.ValidString(name):
+		return "not valid UTF-8"
 	}
 	for i, r := range name {
 		switch {
 		case r == 0:
-			return invalidName(fmt.Sprintf("NUL byte at %d", i))
+			return fmt.Sprintf("NUL byte at %d", i)
 		case r == '\\':
-			return invalidName(fmt.Sprintf(`backslash at %d`, i))
+			return fmt.Sprintf(`backslash at %d`, i)
 		case unicode.IsControl(r):
-			return invalidName(fmt.Sprintf("control character %U at %d", r, i))
+			return fmt.Sprintf("control character %U at %d", r, i)
 		case !unicode.IsPrint(r):
-			return invalidName(fmt.Sprintf("non-printable character %U at %d", r, i))
+			return fmt.Sprintf("non-printable character %U at %d", r, i)
 		}
 	}
 	if !norm.NFC.IsNormalString(name) {
-		return invalidName("not in Unicode NFC form")
+		return "not in Unicode NFC form"
 	}
 	for seg := range strings.SplitSeq(name, "/") {
 		switch seg {
 		case "":
-			return invalidName("empty '/' segment")
+			return "empty '/' segment"
 		case ".", "..":
-			return invalidName(fmt.Sprintf("%q segment", seg))
+			return fmt.Sprintf("%q segment", seg)
 		}
 	}
-	return nil
+	return ""
 }
 
 func invalidName(reason string) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -100,6 +101,11 @@ func (c *conn) errorText(op protocol.Op, err error) string {
 		return err.Error()
 	case errors.Is(err, storage.ErrFenced), errors.Is(err, broker.ErrFenced):
 		return "partition unavailable: storage failed, broker restart required"
+	case errors.Is(err, syscall.ENOSPC):
+		// Storage logged the failed write and cut the segment back; the
+		// client only needs to know nothing was stored (a produce or a
+		// commit alike) and that a retry can succeed once space returns.
+		return "storage full: no space left on device, nothing was stored"
 	}
 	c.log.Error("request failed", zap.Stringer("op", op), zap.Error(err))
 	return "internal error: " + err.Error()
