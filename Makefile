@@ -10,7 +10,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 50000x
 PKGS     ?= ./...
 
-.PHONY: help build run test test-race fuzz bench lint vet clean
+.PHONY: help build run test test-race fuzz bench bench-compare lint vet clean FORCE
 
 help:
 	@echo "build      bin/flymq and bin/flymq-cli"
@@ -18,7 +18,8 @@ help:
 	@echo "test       lint (gofmt, go vet), go test -race, a short fuzz pass (what CI runs)"
 	@echo "test-race  go test -race ./..."
 	@echo "fuzz       every fuzz target for FUZZTIME ($(FUZZTIME)) each"
-	@echo "bench      benchmarks with -benchmem"
+	@echo "bench      Go benchmarks, then the broker end to end with encryption on and off"
+	@echo "bench-compare  flymq against NATS JetStream, the performance targets as a table"
 	@echo "lint       gofmt -l and go vet"
 
 build:
@@ -48,8 +49,24 @@ fuzz:
 		done; \
 	done
 
-bench:
+# bench: the Go benchmarks of the hot paths, then the broker end to end
+# (8 connections x 32 pipelined 1 KiB produces, fetched back and verified)
+# with encryption on and off. bench-compare runs the full comparison with
+# NATS JetStream; give it an otherwise idle machine (about 15 minutes).
+BENCH_DURATION ?= 10s
+
+bench: bin/flymq-bench build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	bin/flymq-bench run --target flymq --spawn --flymq-bin bin/flymq --encryption on --duration $(BENCH_DURATION)
+	bin/flymq-bench run --target flymq --spawn --flymq-bin bin/flymq --encryption off --duration $(BENCH_DURATION)
+
+bench-compare: bin/flymq-bench build
+	bin/flymq-bench compare --flymq-bin bin/flymq --repeats 3 --duration $(BENCH_DURATION) --out bench-results.jsonl | tee bench-report.md
+
+bin/flymq-bench: FORCE
+	$(GO) build -o bin/flymq-bench ./cmd/flymq-bench
+
+FORCE:
 
 lint: vet
 	@out=$$(gofmt -l .); \
