@@ -83,6 +83,7 @@ func run(ctx context.Context, p runParams) (err error) {
 		MetricsAddr: enabledAddr(cfg.Observability.Metrics.Enabled, cfg.Observability.Metrics.Addr),
 		HealthAddr:  enabledAddr(cfg.Observability.Health.Enabled, cfg.Observability.Health.Addr),
 		Gatherer:    reg,
+		Pprof:       cfg.Observability.Metrics.Pprof,
 		Ready: func() bool {
 			f := readyCheck.Load()
 			return f != nil && (*f)()

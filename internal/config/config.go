@@ -212,6 +212,10 @@ type MetricsConfig struct {
 	// label; the rest share one. More labels give finer graphs and cost
 	// Prometheus memory per series.
 	MaxTopicLabels int `json:"max_topic_labels"`
+	// Pprof serves Go's profiles under /debug/pprof/ on Addr. Useful to
+	// find where a live broker spends its time; off by default because
+	// taking a profile costs CPU and anyone who reaches Addr may take one.
+	Pprof bool `json:"pprof"`
 }
 
 // HealthConfig is the /healthz and /readyz endpoint; Addr may equal the

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,10 @@ type Options struct {
 	HealthAddr  string
 	// Gatherer is served on /metrics; required when MetricsAddr is set.
 	Gatherer prometheus.Gatherer
+	// Pprof serves the runtime profiles under /debug/pprof/ on the metrics
+	// address, for profiling a live broker; they expose no data but cost
+	// CPU while taken, so they are off unless asked for.
+	Pprof bool
 	// Ready reports readiness for /readyz; nil means always ready.
 	Ready func() bool
 	// Logger gets listener and serve errors; nil means nop.
@@ -88,6 +93,12 @@ func Start(opts Options) (*Server, error) {
 		})
 		metricsMux = muxFor(opts.MetricsAddr)
 		metricsMux.Handle("GET /metrics", h)
+		if opts.Pprof {
+			metricsMux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			metricsMux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			metricsMux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			metricsMux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		}
 	}
 	if opts.HealthAddr != "" {
 		healthMux = muxFor(opts.HealthAddr)
