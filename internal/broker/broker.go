@@ -31,7 +31,8 @@ const (
 
 // Options configures a Broker. Zero values get the defaults above.
 type Options struct {
-	// DataDir holds KEYCHECK, topics/ and groups/; nothing is created
+	// DataDir holds KEYCHECK, topics/, groups/ and, for the advanced ops,
+	// schemas/, txn/ (commit intents) and delayed/; nothing is created
 	// outside it.
 	DataDir string
 	// Keyring seals records, topic.json and committed offsets; nil turns
@@ -61,9 +62,23 @@ type Options struct {
 	// so a client creating many topics cannot blow up the metrics.
 	MaxTopicLabels int
 
+	// MaxDelay caps PRODUCE_DELAYED delays; 0 means DefaultMaxDelay.
+	MaxDelay time.Duration
+	// TxnTimeout aborts a transaction this long after BEGIN_TX; 0 means
+	// DefaultTxnTimeout.
+	TxnTimeout time.Duration
+	// DLQSuffix names the dead-letter topic of topic T (T+suffix); empty
+	// means DefaultDLQSuffix.
+	DLQSuffix string
+
 	FS         storage.FS            // nil = the OS
 	Logger     *zap.Logger           // nil = nop
 	Registerer prometheus.Registerer // nil = metrics not registered
+
+	// commitStep, when set (tests only), runs before each write of a
+	// transactional or delayed commit; an error stops the commit right
+	// there, as a crash would.
+	commitStep func(step string) error
 }
 
 // Broker owns every topic, partition and consumer group of one data dir.
@@ -99,6 +114,10 @@ type Broker struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	// adv holds the schema registry, transactions and delayed messages
+	// (txn.go).
+	adv *advanced
 }
 
 // topic is one topic's in-memory state.
@@ -179,6 +198,12 @@ func Open(opts Options) (*Broker, error) {
 		b.unregisterMetrics()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := b.openAdvanced(); err != nil {
+		b.groups.close()
+		b.closeTopics()
+		b.unregisterMetrics()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	go b.retentionLoop()
 	b.ready.Store(true)
 	b.log.Info("broker open", zap.Int("topics", len(b.topics)),
@@ -189,6 +214,8 @@ func Open(opts Options) (*Broker, error) {
 // Close stops the retention loop, closes every partition (fsyncing it)
 // and compacts the committed offsets. Calls after the first return nil.
 func (b *Broker) Close() error {
+	// First: the advanced goroutines may create topics (adminMu).
+	b.closeAdvanced()
 	b.adminMu.Lock() // no create or delete may run while partitions close
 	defer b.adminMu.Unlock()
 	b.mu.Lock()
