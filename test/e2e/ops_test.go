@@ -1,0 +1,561 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/flymq/flymq/internal/protocol"
+	"github.com/flymq/flymq/pkg/client"
+)
+
+// opsMetrics is one parsed /metrics scrape.
+type opsMetrics map[string]*dto.MetricFamily
+
+// scrape fetches /metrics in the Prometheus text format and parses it with
+// the Prometheus text parser, as a Prometheus server would.
+func (b *broker) scrapeAll() opsMetrics {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+b.metrics+"/metrics", nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		b.t.Fatalf("scrape: %s\n%s", resp.Status, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.t.Fatalf("parse /metrics: %v", err)
+	}
+	return mfs
+}
+
+// find returns the series of family name whose labels include want.
+func (m opsMetrics) find(name string, want ...string) []*dto.Metric {
+	var out []*dto.Metric
+	mf := m[name]
+	if mf == nil {
+		return nil
+	}
+next:
+	for _, s := range mf.GetMetric() {
+		for i := 0; i+1 < len(want); i += 2 {
+			found := false
+			for _, lp := range s.GetLabel() {
+				if lp.GetName() == want[i] && lp.GetValue() == want[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// value is a counter's or gauge's value, or a histogram's sample count, of
+// the one series of name with exactly the given labels (absent: 0).
+func (m opsMetrics) value(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	ss := m.find(name, labels...)
+	var exact []*dto.Metric
+	for _, s := range ss {
+		if len(s.GetLabel())*2 == len(labels) {
+			exact = append(exact, s)
+		}
+	}
+	switch len(exact) {
+	case 0:
+		return 0
+	case 1:
+	default:
+		t.Fatalf("%s%v: %d series", name, labels, len(exact))
+	}
+	s := exact[0]
+	switch {
+	case s.Counter != nil:
+		return s.Counter.GetValue()
+	case s.Gauge != nil:
+		return s.Gauge.GetValue()
+	case s.Histogram != nil:
+		return float64(s.Histogram.GetSampleCount())
+	case s.Untyped != nil:
+		return s.Untyped.GetValue()
+	}
+	t.Fatalf("%s%v: no value", name, labels)
+	return 0
+}
+
+// labelValues collects every value label name takes in families named
+// with prefix.
+func (m opsMetrics) labelValues(prefix, label string) map[string]bool {
+	out := map[string]bool{}
+	for name, mf := range m {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				if lp.GetName() == label {
+					out[lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// labelHolding names the first series with a label value containing s,
+// or returns "".
+func (m opsMetrics) labelHolding(s string) string {
+	for name, mf := range m {
+		for _, sr := range mf.GetMetric() {
+			for _, lp := range sr.GetLabel() {
+				if strings.Contains(lp.GetValue(), s) {
+					return fmt.Sprintf("%s{%s=%q}", name, lp.GetName(), lp.GetValue())
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// merged returns family name from m, or from o when m lacks it (a vector
+// with no child yet is not exposed).
+func (m opsMetrics) merged(o opsMetrics, name string) *dto.MetricFamily {
+	if mf := m[name]; mf != nil {
+		return mf
+	}
+	return o[name]
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// opsDelta is one expected change of a series between two scrapes.
+type opsDelta struct {
+	name   string
+	labels []string
+	want   float64
+}
+
+func checkOpsDeltas(t *testing.T, before, after opsMetrics, ds []opsDelta) {
+	t.Helper()
+	for _, d := range ds {
+		got := after.value(t, d.name, d.labels...) - before.value(t, d.name, d.labels...)
+		if got != d.want {
+			t.Errorf("%s%v moved by %v, want %v", d.name, d.labels, got, d.want)
+		}
+	}
+}
+
+// reconfigure merges extra into the broker's config file, recursing into
+// objects, so a test can add keys under "observability" or "security"
+// without losing the addresses newBroker chose.
+func (b *broker) reconfigure(extra map[string]any) {
+	b.t.Helper()
+	raw, err := os.ReadFile(b.configPath)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		b.t.Fatal(err)
+	}
+	mergeConfig(cfg, extra)
+	if raw, err = json.MarshalIndent(cfg, "", "  "); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(b.configPath, raw, 0o600); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func mergeConfig(dst, src map[string]any) {
+	for k, v := range src {
+		if sv, ok := v.(map[string]any); ok {
+			if dv, ok := dst[k].(map[string]any); ok {
+				mergeConfig(dv, sv)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 valid until
+// notAfter, and its key.
+func writeCert(t *testing.T, dir string, notAfter time.Time) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "flymq-e2e"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool
+}
+
+// segmentFiles counts the segment files (*.log) under the data dir's
+// topics/ and adds up their sizes.
+func segmentFiles(t *testing.T, dataDir string) (n int, bytes int64) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(dataDir, "topics"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n++
+		bytes += info.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, bytes
+}
+
+// opsEventually polls cond until it holds or 10 s pass; connection counts
+// change on the broker's side after the client has moved on.
+func opsEventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s after 10s", what, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMetricsCountWhatWasDone scrapes /metrics around a known workload on
+// a broker with authentication, a TLS listener beside the plaintext one and
+// a cap of 3 topic labels, and checks that every counter moved by exactly
+// what was done and that no label carries a client string past the cap.
+func TestMetricsCountWhatWasDone(t *testing.T) {
+	b := newBroker(t, nil)
+	certFile, keyFile, pool := writeCert(t, b.dir, time.Now().Add(30*24*time.Hour))
+	tlsAddr := freeAddr(t)
+	const password = "e2e-admin-password"
+	b.reconfigure(map[string]any{
+		"performance": map[string]any{"acks": "all"},
+		"auth":        map[string]any{"enabled": true, "admin_password": password},
+		"security": map[string]any{
+			"tls_enabled": true, "tls_bind_addr": tlsAddr,
+			"tls_cert_file": certFile, "tls_key_file": keyFile,
+		},
+		"observability": map[string]any{"metrics": map[string]any{"max_topic_labels": 3}},
+	})
+	b.start()
+	admin := client.Options{Username: "admin", Password: password}
+	m0 := b.scrapeAll()
+	for _, kind := range []string{"plain", "tls"} {
+		if v := m0.value(t, "flymq_connections_active", "listener", kind); v != 0 {
+			t.Fatalf("connections_active{%s} = %v before any client", kind, v)
+		}
+	}
+	c := b.client(admin) // one plain connection, authenticated
+	const topic = "ops/main"
+	if err := c.CreateTopic(topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	m1 := b.scrapeAll()
+
+	// The workload: 20 produces (12 to partition 0, 8 to partition 1), one
+	// fetch of 7 messages, one group committing at offset 5 of partition 0.
+	const n, m = 20, 7
+	var producedBytes, fetchedBytes int
+	for i := range n {
+		key := []byte(fmt.Sprintf("k%02d", i))
+		value := []byte(strings.Repeat("v", 10+i))
+		part := int32(0)
+		if i >= 12 {
+			part = 1
+		}
+		if _, err := c.ProduceToPartition(topic, part, key, value); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+		producedBytes += len(key) + len(value)
+	}
+	res, err := c.Fetch(topic, 0, 2, m, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Messages) != m || res.NextOffset != 2+m {
+		t.Fatalf("fetch: %d messages, next %d; want %d, %d", len(res.Messages), res.NextOffset, m, 2+m)
+	}
+	for _, msg := range res.Messages {
+		fetchedBytes += len(msg.Key) + len(msg.Value)
+	}
+	if _, err := c.Subscribe(topic, "billing", 0, client.ModeEarliest); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(topic, "billing", 0, 5); err != nil {
+		t.Fatal(err)
+	}
+
+	// One wrong password, and one anonymous produce the gate refuses.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if bad, err := client.Dial(ctx, b.addr, client.Options{Username: "admin", Password: "wrong-password"}); !errors.Is(err, client.ErrAuthFailed) {
+		if bad != nil {
+			bad.Close()
+		}
+		t.Fatalf("AUTH with a wrong password: %v", err)
+	}
+	anon := b.client(client.Options{})
+	if _, err := anon.Produce(topic, []byte("anonymous")); err == nil {
+		t.Fatal("anonymous produce accepted with auth enabled")
+	}
+	anon.Close()
+
+	m2 := b.scrapeAll()
+	checkOpsDeltas(t, m1, m2, []opsDelta{
+		{"flymq_requests_total", []string{"op", "produce"}, n + 1},
+		{"flymq_request_errors_total", []string{"op", "produce"}, 1},
+		{"flymq_request_duration_seconds", []string{"op", "produce"}, n + 1},
+		{"flymq_requests_total", []string{"op", "fetch"}, 1},
+		{"flymq_request_errors_total", []string{"op", "fetch"}, 0},
+		{"flymq_request_duration_seconds", []string{"op", "fetch"}, 1},
+		{"flymq_requests_total", []string{"op", "subscribe"}, 1},
+		{"flymq_requests_total", []string{"op", "commit"}, 1},
+		{"flymq_requests_total", []string{"op", "auth"}, 1},
+		// A refused AUTH is an AUTH_RESPONSE with success false, not an ERROR.
+		{"flymq_request_errors_total", []string{"op", "auth"}, 0},
+		{"flymq_permission_denials_total", []string{"op", "produce"}, 1},
+		{"flymq_auth_failures_total", []string{"reason", "bad_credentials"}, 1},
+		{"flymq_auth_success_total", nil, 0},
+		{"flymq_broker_produced_messages_total", []string{"topic", topic}, n},
+		{"flymq_broker_produced_bytes_total", []string{"topic", topic}, float64(producedBytes)},
+		{"flymq_broker_fetched_messages_total", []string{"topic", topic}, m},
+		{"flymq_broker_fetched_bytes_total", []string{"topic", topic}, float64(fetchedBytes)},
+		{"flymq_storage_records_sealed_total", nil, n},
+		{"flymq_storage_records_opened_total", nil, m},
+		{"flymq_storage_auth_failures_total", nil, 0},
+		{"flymq_tls_handshake_failures_total", nil, 0},
+	})
+	if got := m2.value(t, "flymq_broker_consumer_lag", "topic", topic, "group", "billing"); got != 12-5 {
+		t.Errorf("consumer_lag{billing} = %v, want 7 (LEO 12 - committed 5)", got)
+	}
+	// Every acks=all produce was made durable by its own fsync: one client
+	// sending one at a time shares none.
+	if got := m2.value(t, "flymq_storage_fsync_duration_seconds") - m1.value(t, "flymq_storage_fsync_duration_seconds"); got != n {
+		t.Errorf("fsync_duration_seconds count moved by %v, want %d", got, n)
+	}
+
+	// Connections: 3 plain and 2 TLS open at once; plaintext on the TLS
+	// port is a failed handshake that leaves no connection behind.
+	tlsOpts := admin
+	tlsOpts.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	var conns []*client.Client
+	for i := range 4 {
+		opts := admin
+		addr := b.addr
+		if i >= 2 {
+			opts, addr = tlsOpts, tlsAddr
+		}
+		cc, err := client.Dial(ctx, addr, opts) // AUTH is a round trip: served by now
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
+		conns = append(conns, cc)
+	}
+	raw, err := net.Dial("tcp", tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := raw.Write(protocol.AppendFrame(nil, protocol.OpListTopics, protocol.FlagBinary, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// Reading to EOF waits for the broker's close, which follows the count.
+	if _, err := io.Copy(io.Discard, raw); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("plaintext on the TLS port: %v", err)
+	}
+	raw.Close()
+	m3 := b.scrapeAll()
+	checkOpsDeltas(t, m2, m3, []opsDelta{
+		{"flymq_tls_handshake_failures_total", nil, 1},
+		{"flymq_auth_success_total", nil, 4},
+	})
+	opsEventually(t, "active connections with 3 plain and 2 TLS clients", func() (bool, string) {
+		m := b.scrapeAll()
+		p, s := m.value(t, "flymq_connections_active", "listener", "plain"), m.value(t, "flymq_connections_active", "listener", "tls")
+		return p == 3 && s == 2, fmt.Sprintf("plain=%v tls=%v", p, s)
+	})
+	if got := m3.value(t, "flymq_tls_cert_expiry_seconds"); got > 30*24*3600 || got < 30*24*3600-300 {
+		t.Errorf("tls_cert_expiry_seconds = %v, want about %d (30 days)", got, 30*24*3600)
+	}
+	for _, cc := range conns {
+		cc.Close()
+	}
+	opsEventually(t, "active connections once the extra clients closed", func() (bool, string) {
+		m := b.scrapeAll()
+		p, s := m.value(t, "flymq_connections_active", "listener", "plain"), m.value(t, "flymq_connections_active", "listener", "tls")
+		return p == 1 && s == 0, fmt.Sprintf("plain=%v tls=%v", p, s)
+	})
+
+	// Label cap 3: "ops/main" and the first two of five more topics get
+	// their own label; the other three are counted under "_other".
+	for i := range 5 {
+		if _, err := c.Produce(fmt.Sprintf("cap-%d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m4 := b.scrapeAll()
+	checkOpsDeltas(t, m3, m4, []opsDelta{
+		{"flymq_broker_produced_messages_total", []string{"topic", "cap-0"}, 1},
+		{"flymq_broker_produced_messages_total", []string{"topic", "cap-1"}, 1},
+		{"flymq_broker_produced_messages_total", []string{"topic", "_other"}, 3},
+		{"flymq_broker_produced_bytes_total", []string{"topic", "_other"}, 3},
+		{"flymq_storage_records_sealed_total", nil, 5},
+	})
+	wantTopics := []string{"_other", "cap-0", "cap-1", topic}
+	if got := sortedKeys(m4.labelValues("flymq_", "topic")); strings.Join(got, ",") != strings.Join(wantTopics, ",") {
+		t.Errorf("topic label values = %q, want %q", got, wantTopics)
+	}
+	for _, name := range []string{"cap-2", "cap-3", "cap-4"} {
+		if where := m4.labelHolding(name); where != "" {
+			t.Errorf("topic %q beyond the cap appears as a label value: %s", name, where)
+		}
+	}
+	if segs, bytes := segmentFiles(t, b.dataDir()); m4.value(t, "flymq_storage_segments") != float64(segs) ||
+		m4.value(t, "flymq_storage_bytes") != float64(bytes) {
+		t.Errorf("storage gauges segments=%v bytes=%v, files on disk: %d segments, %d bytes",
+			m4.value(t, "flymq_storage_segments"), m4.value(t, "flymq_storage_bytes"), segs, bytes)
+	}
+
+	// Deleting a labelled topic and a group removes their series; the freed
+	// label goes to the next new topic.
+	if err := c.DeleteTopic("cap-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteGroup(topic, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Produce("cap-5", []byte("yy")); err != nil {
+		t.Fatal(err)
+	}
+	m5 := b.scrapeAll()
+	if where := m5.labelHolding("cap-0"); where != "" {
+		t.Errorf("deleted topic cap-0 still has series: %s", where)
+	}
+	if where := m5.labelHolding("billing"); where != "" {
+		t.Errorf("deleted group billing still has series: %s", where)
+	}
+	checkOpsDeltas(t, m4, m5, []opsDelta{
+		{"flymq_broker_produced_messages_total", []string{"topic", "cap-5"}, 1},
+		{"flymq_broker_produced_bytes_total", []string{"topic", "cap-5"}, 2},
+		{"flymq_broker_produced_messages_total", []string{"topic", "_other"}, 0},
+		{"flymq_storage_segments", nil, 0}, // cap-0's one segment gone, cap-5's new
+		{"flymq_requests_total", []string{"op", "delete_topic"}, 1},
+		{"flymq_requests_total", []string{"op", "delete_group"}, 1},
+	})
+	if segs, bytes := segmentFiles(t, b.dataDir()); m5.value(t, "flymq_storage_segments") != float64(segs) ||
+		m5.value(t, "flymq_storage_bytes") != float64(bytes) {
+		t.Errorf("storage gauges segments=%v bytes=%v, files on disk: %d segments, %d bytes",
+			m5.value(t, "flymq_storage_segments"), m5.value(t, "flymq_storage_bytes"), segs, bytes)
+	}
+
+	// Every metric the operations issue lists is exposed, with its type.
+	for name, typ := range map[string]dto.MetricType{
+		"flymq_requests_total":                 dto.MetricType_COUNTER,
+		"flymq_request_errors_total":           dto.MetricType_COUNTER,
+		"flymq_request_duration_seconds":       dto.MetricType_HISTOGRAM,
+		"flymq_broker_produced_messages_total": dto.MetricType_COUNTER,
+		"flymq_broker_produced_bytes_total":    dto.MetricType_COUNTER,
+		"flymq_broker_fetched_messages_total":  dto.MetricType_COUNTER,
+		"flymq_broker_fetched_bytes_total":     dto.MetricType_COUNTER,
+		"flymq_connections_active":             dto.MetricType_GAUGE,
+		"flymq_tls_handshake_failures_total":   dto.MetricType_COUNTER,
+		"flymq_auth_failures_total":            dto.MetricType_COUNTER,
+		"flymq_permission_denials_total":       dto.MetricType_COUNTER,
+		"flymq_tls_cert_expiry_seconds":        dto.MetricType_GAUGE,
+		"flymq_storage_records_sealed_total":   dto.MetricType_COUNTER,
+		"flymq_storage_records_opened_total":   dto.MetricType_COUNTER,
+		"flymq_storage_auth_failures_total":    dto.MetricType_COUNTER,
+		"flymq_storage_fsync_duration_seconds": dto.MetricType_HISTOGRAM,
+		"flymq_storage_fsync_errors_total":     dto.MetricType_COUNTER,
+		"flymq_storage_bytes":                  dto.MetricType_GAUGE,
+		"flymq_storage_segments":               dto.MetricType_GAUGE,
+		"flymq_broker_consumer_lag":            dto.MetricType_GAUGE,
+		"flymq_data_dir_available_bytes":       dto.MetricType_GAUGE,
+		"flymq_data_dir_size_bytes":            dto.MetricType_GAUGE,
+		"flymq_build_info":                     dto.MetricType_GAUGE,
+	} {
+		if mf := m2.merged(m5, name); mf == nil || mf.GetType() != typ {
+			t.Errorf("metric %s missing or not a %v", name, typ)
+		}
+	}
+}
