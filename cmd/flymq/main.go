@@ -154,6 +154,7 @@ func newRootCmd() *cobra.Command {
 			},
 		},
 		newHealthcheckCmd(),
+		newKeysCmd(), newMigrateCmd(),
 	)
 	return root
 }

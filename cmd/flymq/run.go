@@ -71,6 +71,13 @@ func run(ctx context.Context, p runParams) (err error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
+	// Before anything is created in it: refuse an old server's data dir
+	// and a second process on ours.
+	lock, err := openDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
