@@ -127,7 +127,8 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
 
 	root.AddCommand(a.topicsCmd(), a.produceCmd(), a.consumeCmd(), a.fetchCmd(),
-		a.subscribeCmd(), a.groupsCmd())
+		a.subscribeCmd(), a.groupsCmd(),
+		a.usersCmd(), a.aclCmd(), a.rolesCmd(), a.whoamiCmd(), a.auditCmd())
 	return root
 }
 
