@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flymq/flymq/internal/auth"
 	"github.com/flymq/flymq/internal/broker"
@@ -87,6 +88,14 @@ func (fx *fixture) produce(t testing.TB, ring *crypto.Keyring, n int, tag string
 			t.Fatal(err)
 		}
 	}
+	// The advanced stores: a schema and a delayed message far in the
+	// future, so that both stay on disk.
+	if _, err := b.Schemas().Register("order-"+tag, "json", []byte(`{"type":"object"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ProduceDelayed("audit", []byte("later-"+tag), time.Hour); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newFixture(t testing.TB, ring *crypto.Keyring) *fixture {
@@ -129,6 +138,12 @@ func (fx *fixture) verify(t testing.TB, ring *crypto.Keyring) {
 		if off, err := b.CommittedOffset(topic, "g-a", 1); err != nil || off != 15 {
 			t.Fatalf("committed offset %s: %d %v", topic, off, err)
 		}
+	}
+	if _, err := b.Schemas().Get("order-a", 1); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	if n := b.PendingDelayed(); n == 0 {
+		t.Fatal("no pending delayed message")
 	}
 	s, err := auth.Open(auth.Options{Enabled: true, Dir: filepath.Join(fx.dir, "auth"), Keyring: ring})
 	if err != nil {

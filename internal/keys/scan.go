@@ -68,7 +68,8 @@ const (
 	// KindSegment is a partition's <base>.log.
 	KindSegment Kind = iota + 1
 	// KindStore is a sealed store file: topic.json, committed offsets,
-	// users, ACLs, or a sealed blob of a kind this package cannot name.
+	// users, ACLs, pending delayed messages, transaction commit intents,
+	// schemas, or a sealed blob of a kind this package cannot name.
 	KindStore
 	// KindTemp is a leftover temporary file of an interrupted write; it
 	// is not data, but it may hold bytes sealed under an old key.
@@ -243,6 +244,12 @@ func purposeOf(rel string) string {
 		return usersPurpose
 	case rel == authDir+"/acls.sealed":
 		return aclsPurpose
+	case len(parts) == 2 && parts[0] == "delayed" && strings.HasSuffix(parts[1], ".msg"):
+		return "flymq/delayed/v1/" + parts[1]
+	case len(parts) == 2 && parts[0] == "txn" && strings.HasSuffix(parts[1], ".intent"):
+		return "flymq/txn-intent/v1/" + parts[1]
+	case len(parts) == 2 && parts[0] == "schemas" && strings.HasSuffix(parts[1], ".schema"):
+		return "flymq/schema/v1/" + parts[1]
 	}
 	return ""
 }
