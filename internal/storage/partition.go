@@ -246,6 +246,9 @@ func (p *Partition) loadOrRebuild(s *segment, next uint64) error {
 	tidx, err2 := readAll(p.fs, s.stem()+".timeindex")
 	if err1 == nil && err2 == nil {
 		ix, tx, maxTS, err := decodeIndexes(idx, tidx, s.size)
+		if err == nil && len(ix) > 0 && uint64(ix[len(ix)-1].rel) >= next-s.base {
+			err = errStaleIndex // indexes a record the segment cannot hold
+		}
 		if err == nil {
 			s.index, s.tindex, s.maxTS, s.next = ix, tx, maxTS, next
 			if len(ix) > 0 {

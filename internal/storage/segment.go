@@ -228,7 +228,38 @@ func decodeIndexes(idx, tidx []byte, size int64) (ix []indexEntry, tx []timeEntr
 	for i, b := 0, tidx[28:]; i < m; i, b = i+1, b[12:] {
 		tx = append(tx, timeEntry{ts: int64(binary.BigEndian.Uint64(b)), rel: binary.BigEndian.Uint32(b[8:])})
 	}
+	if !consistentIndexes(ix, tx, maxTS, size) {
+		return nil, nil, 0, errStaleIndex
+	}
 	return ix, tx, maxTS, nil
+}
+
+// consistentIndexes checks what Read relies on: a CRC only proves the
+// files are whole, and the index files are not sealed, so a file written
+// by someone else (or a CRC collision) must not steer reads to negative
+// lengths or past the log. Entries are what addIndex produces: the first
+// frame at the header, offsets and positions strictly increasing inside
+// the log, the time index sampled at the same points with a running
+// maximum.
+func consistentIndexes(ix []indexEntry, tx []timeEntry, maxTS, size int64) bool {
+	if len(ix) != len(tx) || (len(ix) == 0) != (size == record.SegmentHeaderSize) {
+		return false
+	}
+	for i, e := range ix {
+		if int64(e.pos) >= size || tx[i].rel != e.rel || tx[i].ts > maxTS {
+			return false
+		}
+		if i == 0 {
+			if e.rel != 0 || e.pos != record.SegmentHeaderSize {
+				return false
+			}
+			continue
+		}
+		if e.rel <= ix[i-1].rel || e.pos <= ix[i-1].pos || tx[i].ts < tx[i-1].ts {
+			return false
+		}
+	}
+	return true
 }
 
 // writeIndexes persists the segment's indexes. Failures are logged and
