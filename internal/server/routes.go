@@ -36,6 +36,26 @@ func routeTable() *[256]route {
 	set(protocol.OpGetLag, auth.GateRead, (*conn).getLag)
 	set(protocol.OpDeleteGroup, auth.GateUserAdmin, (*conn).deleteGroup)
 
+	// Schema registry, DLQ, delayed/TTL, transactions (§§8–11).
+	// CANCEL_DELAYED 0x31 has no row: it answers "unknown opcode: 49" (§10.2).
+	set(protocol.OpRegisterSchema, auth.GateWriteOrAdminSession, (*conn).registerSchema)
+	set(protocol.OpGetSchema, auth.GateSession, (*conn).getSchema)
+	set(protocol.OpListSchemas, auth.GateSession, (*conn).listSchemas)
+	set(protocol.OpValidateSchema, auth.GateSession, (*conn).validateSchema)
+	set(protocol.OpProduceWithSchema, auth.GateWrite, (*conn).produceWithSchema)
+	set(protocol.OpDeleteSchema, auth.GateUserAdmin, (*conn).deleteSchema)
+	set(protocol.OpFetchDLQ, auth.GateRead, (*conn).fetchDLQ)      // read on the named topic
+	set(protocol.OpReplayDLQ, auth.GateWrite, (*conn).replayDLQ)   // write on the record's original topic
+	set(protocol.OpPurgeDLQ, auth.GateUserAdmin, (*conn).purgeDLQ) // user management
+	set(protocol.OpProduceDelayed, auth.GateWrite, (*conn).produceDelayed)
+	set(protocol.OpProduceWithTTL, auth.GateWrite, (*conn).produceWithTTL)
+	set(protocol.OpBeginTx, auth.GateSession, (*conn).beginTx)
+	// COMMIT/ABORT/PRODUCE_TX also check that the transaction belongs to
+	// the session's user (broker: ErrTxnNotOwner → "unauthorized").
+	set(protocol.OpCommitTx, auth.GateSession, (*conn).commitTx)
+	set(protocol.OpAbortTx, auth.GateSession, (*conn).abortTx)
+	set(protocol.OpProduceTx, auth.GateWrite, (*conn).produceTx)
+
 	// Identity, users, ACLs, roles (security-and-advanced.md §4–6).
 	set(protocol.OpAuth, auth.GateNone, (*conn).authenticate)
 	set(protocol.OpWhoAmI, auth.GateNone, (*conn).whoAmI)
