@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -28,7 +30,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	fbroker "github.com/flymq/flymq/internal/broker"
+	"github.com/flymq/flymq/internal/crypto"
 	"github.com/flymq/flymq/internal/protocol"
+	"github.com/flymq/flymq/internal/storage"
 	"github.com/flymq/flymq/pkg/client"
 )
 
@@ -557,5 +562,444 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 		if mf := m2.merged(m5, name); mf == nil || mf.GetType() != typ {
 			t.Errorf("metric %s missing or not a %v", name, typ)
 		}
+	}
+}
+
+// envKeyring is the keyring of the key newBroker put in the environment.
+func envKeyring(t *testing.T, env []string) *crypto.Keyring {
+	t.Helper()
+	for _, kv := range env {
+		if hex, ok := strings.CutPrefix(kv, "FLYMQ_ENCRYPTION_KEY="); ok {
+			k, err := crypto.ParseKey(hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return crypto.NewKeyring(k)
+		}
+	}
+	t.Fatal("no FLYMQ_ENCRYPTION_KEY in the broker's environment")
+	return nil
+}
+
+// recoveryValue is the value of record i of partition p in fillLog.
+func recoveryValue(p int32, i int, size int) []byte {
+	v := make([]byte, size)
+	copy(v, fmt.Sprintf("p%d-r%d-", p, i))
+	return v
+}
+
+// fillLog writes records×valueSize bytes into each partition of topic
+// straight through the broker package, under the key the binary will use:
+// far faster than the wire, and the same files.
+func fillLog(t *testing.T, dataDir string, ring *crypto.Keyring, topic string, parts int32, records, valueSize int) {
+	t.Helper()
+	br, err := fbroker.Open(fbroker.Options{DataDir: dataDir, Keyring: ring, Acks: storage.AcksNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br.CreateTopic(topic, parts); err != nil {
+		t.Fatal(err)
+	}
+	const batch = 2000
+	items := make([]fbroker.ProduceItem, 0, batch)
+	for p := range parts {
+		for i := 0; i < records; i += batch {
+			items = items[:0]
+			for j := i; j < min(i+batch, records); j++ {
+				items = append(items, fbroker.ProduceItem{Partition: p, Value: recoveryValue(p, j, valueSize)})
+			}
+			if err := br.ProduceBatch(topic, items); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				if it.Err != nil {
+					t.Fatal(it.Err)
+				}
+			}
+		}
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launch starts the binary, with extra flags, without waiting for it to be
+// ready.
+func (b *broker) launch(flags ...string) {
+	b.t.Helper()
+	b.cmd = exec.Command(flymqBin, append([]string{"--config", b.configPath}, flags...)...)
+	b.cmd.Env = b.env
+	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		cmd.Wait()
+		close(done)
+	}(b.cmd, b.exited)
+}
+
+// httpStatus is the status of GET url, or 0 when nothing answers.
+func httpStatus(hc *http.Client, url string) int {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReadyzFollowsRecoveryAndShutdown starts the binary on a data dir
+// holding a large log (about 230 MB in 8 partitions, every record of which
+// recovery authenticates) and polls the health endpoint from the first
+// moment: /readyz answers 503 while the log is recovered, /healthz 200 all
+// along, /readyz 200 once every record is back. Then SIGTERM while a
+// consumer that never reads its replies holds a connection: /readyz says
+// 503 through the whole drain, before the port closes, and the process
+// still exits 0 once the shutdown bound cuts that consumer off.
+//
+// The data is written in-process through internal/broker under the
+// binary's key rather than over the wire: the files are the same, and
+// it takes a second instead of ten. Recovery of it takes a few hundred
+// milliseconds here, hundreds of polls; a slower machine only widens the
+// window. No test hook in the binary is needed.
+func TestReadyzFollowsRecoveryAndShutdown(t *testing.T) {
+	b := newBroker(t, nil)
+	const (
+		topic     = "recovery"
+		parts     = 8
+		records   = 4000
+		valueSize = 4000
+	)
+	t0 := time.Now()
+	fillLog(t, b.dataDir(), envKeyring(t, b.env), topic, parts, records, valueSize)
+	t.Logf("filled %d MB in %v", parts*records*valueSize>>20, time.Since(t0))
+
+	hc := &http.Client{Timeout: 5 * time.Second}
+	health := "http://" + b.healthAddr
+	const shutdownBound = time.Second
+	b.launch("--shutdown-timeout", shutdownBound.String())
+	var notReady, refused int
+	var firstNotReady time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-b.exited:
+			t.Fatalf("broker exited during recovery: %v", b.cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready after 30s")
+		}
+		code := httpStatus(hc, health+"/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		switch code {
+		case 0:
+			refused++
+			continue
+		case http.StatusServiceUnavailable:
+			if notReady == 0 {
+				firstNotReady = time.Now()
+			}
+			notReady++
+		default:
+			t.Fatalf("/readyz answered %d during recovery", code)
+		}
+		if code := httpStatus(hc, health+"/healthz"); code != http.StatusOK {
+			t.Fatalf("/healthz answered %d during recovery, want 200", code)
+		}
+	}
+	t.Logf("/readyz: %d refused, %d x 503 over %v, then 200", refused, notReady, time.Since(firstNotReady))
+	if notReady == 0 {
+		t.Fatal("/readyz never answered 503 before 200 while a large log was recovered")
+	}
+
+	// Every partition is whole: its last offset and its first and last
+	// records byte-equal.
+	c := b.client(client.Options{})
+	for p := range int32(parts) {
+		for _, off := range []uint64{0, records - 1} {
+			res, err := c.Fetch(topic, p, off, 1, "")
+			if err != nil {
+				t.Fatalf("fetch p%d@%d: %v", p, off, err)
+			}
+			if len(res.Messages) != 1 || res.Messages[0].Offset != off ||
+				!bytes.Equal(res.Messages[0].Value, recoveryValue(p, int(off), valueSize)) || res.NextOffset != off+1 {
+				t.Fatalf("p%d@%d after recovery: %d messages, next %d", p, off, len(res.Messages), res.NextOffset)
+			}
+		}
+		if res, err := c.Fetch(topic, p, records, 1, ""); err != nil || len(res.Messages) != 0 {
+			t.Fatalf("p%d: records past %d after recovery: %v %v", p, records, res, err)
+		}
+	}
+	c.Close()
+
+	// A consumer pipelines 100 fetches of about 500 KB each and reads none
+	// of the replies: the broker blocks writing to it, so the drain lasts
+	// until the shutdown bound.
+	stuck, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	var reqs []byte
+	for range 100 {
+		req := protocol.FetchRequest{Topic: topic, Partition: 0, Offset: 0, MaxMessages: 1000}
+		reqs = protocol.AppendFrame(reqs, protocol.OpFetch, protocol.FlagBinary, req.AppendTo(nil))
+	}
+	if _, err := stuck.Write(reqs); err != nil {
+		t.Fatal(err)
+	}
+	opsEventually(t, "the stuck consumer's fetches being served", func() (bool, string) {
+		n := b.scrapeAll().value(t, "flymq_requests_total", "op", "fetch")
+		return n >= 1, fmt.Sprintf("%v fetches", n)
+	})
+
+	code, took, samples := b.terminateWatching(hc)
+	notReady = checkShutdownOrder(t, samples)
+	drained := 0
+	for _, s := range samples {
+		if s.ready == http.StatusServiceUnavailable && !s.listening {
+			drained++
+		}
+	}
+	t.Logf("exit %d after %v; %d samples, %d saw /readyz 503, %d of them with the port closed", code, took, len(samples), notReady, drained)
+	if code != 0 {
+		t.Errorf("exit code after SIGTERM with a stuck consumer = %d, want 0", code)
+	}
+	if drained == 0 {
+		t.Error("/readyz never answered 503 while the broker drained its connections")
+	}
+}
+
+// shutdownSample is one look at a stopping broker: /readyz's status (0 when
+// nothing answered) and whether the broker port still accepted.
+type shutdownSample struct {
+	ready     int
+	listening bool
+}
+
+// terminateWatching sends SIGTERM and, until the process is gone, samples
+// /readyz and then the broker port. It returns the exit code, how long the
+// exit took and the samples.
+func (b *broker) terminateWatching(hc *http.Client) (code int, took time.Duration, samples []shutdownSample) {
+	b.t.Helper()
+	start := time.Now()
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		b.t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case <-b.exited:
+			took = time.Since(start)
+			code = b.cmd.ProcessState.ExitCode()
+			b.cmd = nil
+			return code, took, samples
+		case <-timeout:
+			b.t.Fatal("broker did not stop within 30s of SIGTERM")
+		default:
+		}
+		s := shutdownSample{ready: httpStatus(hc, "http://"+b.healthAddr+"/readyz")}
+		if nc, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
+			s.listening = true
+			nc.Close()
+		}
+		samples = append(samples, s)
+	}
+}
+
+// checkShutdownOrder asserts that /readyz stopped saying ready before the
+// broker stopped accepting: no sample once the port refused, nor after a
+// 503, shows 200. It returns how many samples saw 503.
+func checkShutdownOrder(t *testing.T, samples []shutdownSample) (notReady int) {
+	t.Helper()
+	closed, unready := -1, -1
+	for i, s := range samples {
+		if s.ready == http.StatusOK && (closed >= 0 || unready >= 0) {
+			t.Errorf("sample %d: /readyz 200 after the port closed (sample %d) or it said 503 (sample %d)", i, closed, unready)
+		}
+		if s.ready == http.StatusServiceUnavailable {
+			notReady++
+			if unready < 0 {
+				unready = i
+			}
+		}
+		// Within one sample /readyz is asked first, so a 200 there with
+		// the port refused is only the signal landing in between.
+		if !s.listening && closed < 0 {
+			closed = i
+		}
+	}
+	return notReady
+}
+
+// ackedMsg is a produce the broker acknowledged.
+type ackedMsg struct {
+	partition  int32
+	offset     uint64
+	key, value []byte
+}
+
+// syncProducer produces one message at a time until an error (the broker
+// going away) or stop, and returns what was acknowledged.
+func syncProducer(b *broker, topic string, id int, stop <-chan struct{}) []ackedMsg {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, b.addr, client.Options{})
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	var acked []ackedMsg
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return acked
+		default:
+		}
+		key := []byte(fmt.Sprintf("sync-%d-%d", id, i))
+		value := []byte(fmt.Sprintf("value of %s %s", key, strings.Repeat("s", i%300)))
+		md, err := c.ProduceWithKey(topic, key, value)
+		if err != nil {
+			return acked
+		}
+		acked = append(acked, ackedMsg{md.Partition, md.Offset, key, value})
+	}
+}
+
+// pipeProducer streams produces on one connection without waiting for
+// replies (up to 128 outstanding) and pairs replies with requests in order.
+func pipeProducer(b *broker, topic string, id int, stop <-chan struct{}) []ackedMsg {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := client.DialConn(ctx, b.addr, client.Options{})
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	inflight := make(chan ackedMsg, 128)
+	go func() {
+		defer close(inflight)
+		var buf []byte
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				conn.Flush()
+				return
+			default:
+			}
+			key := []byte(fmt.Sprintf("pipe-%d-%d", id, i))
+			value := []byte(fmt.Sprintf("value of %s %s", key, strings.Repeat("p", i%500)))
+			req := protocol.ProduceRequest{Topic: topic, Key: key, Value: value, Partition: -1}
+			buf = req.AppendTo(buf[:0])
+			inflight <- ackedMsg{key: key, value: value}
+			if conn.Send(protocol.OpProduce, protocol.FlagBinary, buf) != nil {
+				return
+			}
+			if i%8 == 7 && conn.Flush() != nil {
+				return
+			}
+		}
+	}()
+	var acked []ackedMsg
+	defer func() {
+		conn.Close()
+		for range inflight { // unblock the sender
+		}
+	}()
+	for m := range inflight {
+		h, p, err := conn.Recv()
+		if err != nil || h.Op != protocol.OpProduce {
+			return acked
+		}
+		var md protocol.RecordMetadata
+		if md.Decode(p) != nil {
+			return acked
+		}
+		m.partition, m.offset = md.Partition, md.Offset
+		acked = append(acked, m)
+	}
+	return acked
+}
+
+// TestSigtermUnderLoadKeepsEveryAck produces from several goroutines, one
+// message at a time and pipelined, sends SIGTERM mid-load and checks: exit
+// code 0 within the shutdown bound, /readyz not ready before the port
+// closes, and after a restart every acknowledged message byte-equal at its
+// offset. Run with acks=all and acks=leader (a graceful stop fsyncs).
+func TestSigtermUnderLoadKeepsEveryAck(t *testing.T) {
+	for _, acks := range []string{"all", "leader"} {
+		t.Run("acks="+acks, func(t *testing.T) {
+			b := newBroker(t, nil)
+			b.reconfigure(map[string]any{"performance": map[string]any{"acks": acks}})
+			b.start()
+			const topic, parts = "load", 4
+			if err := b.client(client.Options{}).CreateTopic(topic, parts); err != nil {
+				t.Fatal(err)
+			}
+
+			stop := make(chan struct{})
+			results := make(chan []ackedMsg)
+			const syncs, pipes = 4, 2
+			for i := range syncs + pipes {
+				go func() {
+					if i < syncs {
+						results <- syncProducer(b, topic, i, stop)
+					} else {
+						results <- pipeProducer(b, topic, i, stop)
+					}
+				}()
+			}
+			// Let the load build up: enough acknowledged produces on
+			// the metrics' count before the signal.
+			opsEventually(t, "produce load", func() (bool, string) {
+				n := b.scrapeAll().value(t, "flymq_requests_total", "op", "produce")
+				return n >= 3000, fmt.Sprintf("%v produces", n)
+			})
+			hc := &http.Client{Timeout: 2 * time.Second}
+			code, took, samples := b.terminateWatching(hc)
+			close(stop)
+			var acked []ackedMsg
+			for range syncs + pipes {
+				acked = append(acked, <-results...)
+			}
+			notReady := checkShutdownOrder(t, samples)
+			t.Logf("exit %d after %v; %d samples, %d saw /readyz 503; %d acknowledged", code, took, len(samples), notReady, len(acked))
+			if code != 0 {
+				t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+			}
+
+			b.start()
+			c := b.client(client.Options{})
+			logs := make([][]client.FetchedMessage, parts)
+			for p := range int32(parts) {
+				for off := uint64(0); ; {
+					res, err := c.Fetch(topic, p, off, 1000, "")
+					if err != nil {
+						t.Fatalf("fetch p%d@%d: %v", p, off, err)
+					}
+					if len(res.Messages) == 0 {
+						break
+					}
+					logs[p] = append(logs[p], res.Messages...)
+					off = res.NextOffset
+				}
+			}
+			for _, m := range acked {
+				l := logs[m.partition]
+				if m.offset >= uint64(len(l)) {
+					t.Fatalf("acknowledged p%d@%d missing after restart (log ends at %d)", m.partition, m.offset, len(l))
+				}
+				got := l[m.offset]
+				if got.Offset != m.offset || !bytes.Equal(got.Key, m.key) || !bytes.Equal(got.Value, m.value) {
+					t.Fatalf("p%d@%d after restart = %q=%q, want %q=%q", m.partition, m.offset, got.Key, got.Value, m.key, m.value)
+				}
+			}
+		})
 	}
 }
