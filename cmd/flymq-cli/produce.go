@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,9 +21,10 @@ type jsonRecord struct {
 
 func (a *app) produceCmd() *cobra.Command {
 	var (
-		key       string
-		partition int32
-		lines     bool
+		key        string
+		partition  int32
+		lines      bool
+		delay, ttl time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC [VALUE]",
@@ -35,8 +37,14 @@ func (a *app) produceCmd() *cobra.Command {
 			if lines && len(args) == 2 {
 				return usagef("--lines reads standard input; do not also give VALUE")
 			}
+			if err := checkTimed(cmd, delay, ttl); err != nil {
+				return err
+			}
 			return a.withClient(cmd, func(c *client.Client) error {
 				send := func(value []byte) error {
+					if delay != 0 || ttl != 0 {
+						return a.produceTimed(c, topic, value, delay, ttl)
+					}
 					md, err := c.ProduceToPartition(topic, partition, []byte(key), value)
 					if err != nil {
 						return err
@@ -82,5 +90,7 @@ func (a *app) produceCmd() *cobra.Command {
 	f.StringVar(&key, "key", "", "message key (empty: no key)")
 	f.Int32Var(&partition, "partition", -1, "partition (-1: broker chooses by key hash or round-robin)")
 	f.BoolVar(&lines, "lines", false, "one message per line of standard input")
+	f.DurationVar(&delay, "delay", 0, "deliver after this delay, e.g. 30s (no key or partition)")
+	f.DurationVar(&ttl, "ttl", 0, "expire after this time, e.g. 1h (no key or partition)")
 	return cmd
 }

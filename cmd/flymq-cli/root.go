@@ -128,7 +128,8 @@ func (a *app) rootCmd() *cobra.Command {
 
 	root.AddCommand(a.topicsCmd(), a.produceCmd(), a.consumeCmd(), a.fetchCmd(),
 		a.subscribeCmd(), a.groupsCmd(),
-		a.usersCmd(), a.aclCmd(), a.rolesCmd(), a.whoamiCmd(), a.auditCmd())
+		a.usersCmd(), a.aclCmd(), a.rolesCmd(), a.whoamiCmd(), a.auditCmd(),
+		a.txnCmd(), a.dlqCmd(), a.schemaCmd())
 	return root
 }
 
