@@ -294,9 +294,13 @@ func TestResealCrashAtEveryStep(t *testing.T) {
 	a, b := mustKey(t, hexA), mustKey(t, hexB)
 	ringA, ringBA, ringB := crypto.NewKeyring(a), crypto.NewKeyring(b, a), crypto.NewKeyring(b)
 	steps := append(append([]Step{}, SegmentSteps...), StepStoreWritten)
+	// One fixture, copied per step: bcrypting the admin password once
+	// keeps the test quick under -race.
+	base := newFixture(t, ringA)
 	for _, step := range steps {
 		t.Run(string(step), func(t *testing.T) {
-			fx := newFixture(t, ringA)
+			fx := &fixture{dir: filepath.Join(t.TempDir(), "data"), sent: base.sent}
+			copyTree(t, base.dir, fx.dir)
 			var hit string
 			_, err := Reseal(context.Background(), Options{DataDir: fx.dir, Keyring: ringBA,
 				Failpoint: func(s Step, path string) bool {
@@ -382,3 +386,25 @@ func TestResealSkipsDamagedSegment(t *testing.T) {
 }
 
 func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+func copyTree(t testing.TB, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
