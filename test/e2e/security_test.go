@@ -649,11 +649,13 @@ func TestSecurityTLSBesidePlaintext(t *testing.T) {
 	if serial.Cmp(srv.serial) != 0 {
 		t.Fatalf("served serial %v, want %v", serial, srv.serial)
 	}
-	md, err := secure.Produce("tls-topic", []byte("over tls"))
+	// The complete stack: TLS in transit, AUTH, encryption at rest.
+	const secret = "over-tls-distinctive-v4lue"
+	md, err := secure.Produce("tls-topic", []byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, v, err := plain.Consume("tls-topic", 0, md.Offset); err != nil || string(v) != "over tls" {
+	if _, v, err := plain.Consume("tls-topic", 0, md.Offset); err != nil || string(v) != secret {
 		t.Fatalf("consume = %q, %v", v, err)
 	}
 	// Also by host name, as the guide's clients dial.
@@ -663,9 +665,26 @@ func TestSecurityTLSBesidePlaintext(t *testing.T) {
 	wantCLI(t, map[string]string{"FLYMQ_USERNAME": "admin", "FLYMQ_PASSWORD": adminPassword}, "",
 		"admin (permissions: read,write,admin)\n", "--addr", tlsAddr, "--ca-file", ca.certPath, "whoami")
 
-	// Verification is on: the system roots do not know the private CA.
+	// Verification is on: the system roots do not know the private CA...
 	refused(t, "unknown CA", tlsAddr, client.Options{TLS: clientTLS(t, "", nil)})
-	// TLS 1.1 is refused.
+	// ... unless the system store holds it (SSL_CERT_FILE stands in for
+	// the operating system's store: the guide's TLSConfig(enabled=True)).
+	wantCLI(t, map[string]string{"SSL_CERT_FILE": ca.certPath, "FLYMQ_USERNAME": "admin", "FLYMQ_PASSWORD": adminPassword},
+		"", "admin (permissions: read,write,admin)\n", "--addr", tlsAddr, "--tls", "whoami")
+	// Skipping verification (testing only) connects to any certificate.
+	wantCLI(t, map[string]string{"FLYMQ_USERNAME": "admin", "FLYMQ_PASSWORD": adminPassword},
+		"", "admin (permissions: read,write,admin)\n", "--addr", tlsAddr, "--insecure", "whoami")
+	// server_name overrides the host name checked against the certificate.
+	named := clientTLS(t, ca.certPath, nil)
+	named.ServerName = "localhost"
+	mustDial(t, tlsAddr, client.Options{TLS: named})
+	named = clientTLS(t, ca.certPath, nil)
+	named.ServerName = "flymq.example.com"
+	refused(t, "name not in the certificate", tlsAddr, client.Options{TLS: named})
+	// TLS 1.2 is accepted, TLS 1.1 is refused.
+	tls12 := clientTLS(t, ca.certPath, nil)
+	tls12.MaxVersion = tls.VersionTLS12
+	mustDial(t, tlsAddr, client.Options{TLS: tls12, Username: "admin", Password: adminPassword})
 	old := clientTLS(t, ca.certPath, nil)
 	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	refused(t, "TLS 1.1", tlsAddr, client.Options{TLS: old})
@@ -706,8 +725,11 @@ func TestSecurityTLSBesidePlaintext(t *testing.T) {
 	}
 	b.stop()
 	assertNoSecrets(t, b)
+	if hits := grepDir(t, b.dataDir(), []byte(secret)); len(hits) > 0 {
+		t.Errorf("message readable at rest in %v", hits)
+	}
 	// Each refused client cost one debug line, nothing louder.
-	quiet(t, b, "tls handshake failed", 3)
+	quiet(t, b, "tls handshake failed", 4)
 	quiet(t, b, `"reason":"bad_magic"`, 1)
 }
 
