@@ -134,6 +134,7 @@ func unknownEnv(environ []string) []string {
 		envKey: true, envKeyFile: true, envPreviousKeys: true, envPreviousKeysFile: true,
 		// flymq-cli's own variables, often exported in the same shell.
 		"FLYMQ_ADDR": true, "FLYMQ_USERNAME": true, "FLYMQ_PASSWORD": true,
+		"FLYMQ_NEW_PASSWORD": true, "FLYMQ_OLD_PASSWORD": true,
 	}
 	for _, k := range config.Keys() {
 		for _, n := range config.EnvNames(k) {
