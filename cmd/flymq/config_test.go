@@ -120,10 +120,10 @@ func TestOldSecureSampleLoads(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ch.key, ch.got, ch.want)
 		}
 	}
-	want := []string{"auth.rbac_enabled", "cluster_addr", "delayed", "discovery", "dlq",
-		"grpc", "mqtt", "observability.admin", "observability.tracing", "partition",
-		"performance.compression", "performance.sync_batch_size", "schema",
-		"transaction", "ttl", "ws"}
+	want := []string{"auth.rbac_enabled", "cluster_addr", "delayed.enabled", "discovery", "dlq.enabled",
+		"dlq.max_retries", "dlq.retry_delay", "grpc", "mqtt", "observability.admin", "observability.tracing",
+		"partition", "performance.compression", "performance.sync_batch_size", "schema",
+		"transaction.enabled", "ttl", "ws"}
 	if !slices.Equal(ld.Ignored, want) {
 		t.Errorf("ignored =\n %v\nwant\n %v", ld.Ignored, want)
 	}
@@ -139,7 +139,7 @@ func TestCheckReportsIgnoredKeysOnce(t *testing.T) {
 	if !strings.Contains(stdout, "configuration testdata/old-flymq-secure.json is valid") {
 		t.Errorf("stdout = %q", stdout)
 	}
-	for _, k := range []string{"schema", "dlq", "auth.rbac_enabled", "observability.tracing", "env FLYMQ_TYPO_SETTING"} {
+	for _, k := range []string{"schema", "dlq.max_retries", "auth.rbac_enabled", "observability.tracing", "env FLYMQ_TYPO_SETTING"} {
 		line := "flymq: warning: " + k + " is not implemented and will be ignored\n"
 		if n := strings.Count(stderr, line); n != 1 {
 			t.Errorf("%q reported %d times in\n%s", k, n, stderr)

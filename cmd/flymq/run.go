@@ -125,6 +125,9 @@ func run(ctx context.Context, p runParams) (err error) {
 		AutoCreatePartitions: 1,
 		MaxPartitions:        cfg.Limits.MaxPartitions,
 		MaxTopicLabels:       cfg.Observability.Metrics.MaxTopicLabels,
+		MaxDelay:             cfg.Delayed.MaxDelayDuration(),
+		TxnTimeout:           cfg.Transaction.TimeoutDuration(),
+		DLQSuffix:            cfg.DLQ.TopicSuffix,
 		Logger:               log.Named("broker"),
 		Registerer:           reg,
 	})

@@ -85,6 +85,36 @@ type Config struct {
 	Performance   PerformanceConfig   `json:"performance"`
 	Limits        LimitsConfig        `json:"limits"`
 	Observability ObservabilityConfig `json:"observability"`
+
+	Delayed     DelayedConfig     `json:"delayed"`
+	Transaction TransactionConfig `json:"transaction"`
+	DLQ         DLQConfig         `json:"dlq"`
+}
+
+// DelayedConfig covers PRODUCE_DELAYED. Pending messages are always
+// persisted (sealed) and delivered after a restart; the old server's
+// delayed.enabled switch has no counterpart.
+type DelayedConfig struct {
+	// MaxDelay is the longest delay in seconds a producer may ask for; 0
+	// or less means 604800 (7 days), as in the old server. Longer allows
+	// more messages to pile up in the pending store.
+	MaxDelay int64 `json:"max_delay"`
+}
+
+// TransactionConfig covers BEGIN/COMMIT/ABORT_TX.
+type TransactionConfig struct {
+	// Timeout in seconds after BEGIN_TX aborts a transaction that was not
+	// committed. Longer lets slow producers finish; uncommitted messages
+	// stay in broker memory that long.
+	Timeout int64 `json:"timeout"`
+}
+
+// DLQConfig covers the dead-letter queue ops. The old server's retry
+// settings (enabled, max_retries, retry_delay) have no counterpart:
+// nothing on the client port dead-letters a message.
+type DLQConfig struct {
+	// TopicSuffix names the dead-letter topic of topic T: T+suffix.
+	TopicSuffix string `json:"topic_suffix"`
 }
 
 // SecurityConfig covers TLS and encryption at rest.
@@ -259,6 +289,9 @@ func Defaults() Config {
 			ReadTimeoutMS:       30_000,
 			MaxPartitions:       1_024,
 		},
+		Delayed:     DelayedConfig{MaxDelay: 86_400},
+		Transaction: TransactionConfig{Timeout: 60},
+		DLQ:         DLQConfig{TopicSuffix: ".dlq"},
 		Observability: ObservabilityConfig{
 			Metrics: MetricsConfig{Enabled: true, Addr: ":9094", MaxTopicLabels: 100},
 			Health:  HealthConfig{Enabled: true, Addr: ":9095"},
@@ -311,6 +344,19 @@ func (l *LimitsConfig) IdleTimeout() time.Duration { return ms(l.IdleTimeoutMS) 
 
 // ReadTimeout is ReadTimeoutMS as a duration (0 = none).
 func (l *LimitsConfig) ReadTimeout() time.Duration { return ms(l.ReadTimeoutMS) }
+
+// MaxDelayDuration is the delayed.max_delay cap (≤ 0 means 7 days).
+func (d *DelayedConfig) MaxDelayDuration() time.Duration {
+	if d.MaxDelay <= 0 {
+		return 604_800 * time.Second
+	}
+	return time.Duration(d.MaxDelay) * time.Second
+}
+
+// TimeoutDuration is transaction.timeout as a duration.
+func (t *TransactionConfig) TimeoutDuration() time.Duration {
+	return time.Duration(t.Timeout) * time.Second
+}
 
 // FailedAuthWindow is FailedAuthWindowMS as a duration.
 func (a *AuthConfig) FailedAuthWindow() time.Duration { return ms(a.FailedAuthWindowMS) }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -187,7 +188,7 @@ func TestIgnored(t *testing.T) {
 		"performance.compression", "performance.acks", "dlq.max_retries",
 	})
 	want := []string{
-		"auth.rbac_enabled", "cluster_addr", "dlq", "observability.tracing",
+		"auth.rbac_enabled", "cluster_addr", "dlq.max_retries", "observability.tracing",
 		"performance.compression", "schema",
 	}
 	if !slices.Equal(got, want) {
@@ -204,5 +205,26 @@ func TestRedacted(t *testing.T) {
 	}
 	if Defaults().Redacted().Auth.AdminPassword != "" {
 		t.Fatal("an unset password should stay visibly unset")
+	}
+}
+
+func TestAdvancedSettings(t *testing.T) {
+	c := Defaults()
+	c.Normalize()
+	if c.Delayed.MaxDelayDuration() != 24*time.Hour || c.Transaction.TimeoutDuration() != time.Minute || c.DLQ.TopicSuffix != ".dlq" {
+		t.Fatalf("defaults: %+v %+v %+v", c.Delayed, c.Transaction, c.DLQ)
+	}
+	c.Delayed.MaxDelay = 0
+	if c.Delayed.MaxDelayDuration() != 7*24*time.Hour {
+		t.Fatalf("max_delay 0: %v", c.Delayed.MaxDelayDuration())
+	}
+	c.Delayed.MaxDelay = 11 * 365 * 86_400
+	c.Transaction.Timeout = 0
+	c.DLQ.TopicSuffix = "a\\b"
+	err := c.Validate()
+	for _, key := range []string{"delayed.max_delay", "transaction.timeout", "dlq.topic_suffix"} {
+		if err == nil || !strings.Contains(err.Error(), key+": ") {
+			t.Errorf("%s not refused: %v", key, err)
+		}
 	}
 }

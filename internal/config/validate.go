@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // ErrInvalid marks every error Validate returns, so callers can tell a bad
@@ -113,6 +114,18 @@ func (c *Config) Validate() error {
 	v.nonNegative("limits.read_timeout_ms", l.ReadTimeoutMS)
 	if l.MaxPartitions < 1 {
 		v.fail("limits.max_partitions", fmt.Sprintf("must be at least 1, got %d", l.MaxPartitions))
+	}
+
+	// Ten years keeps seconds → time.Duration far from overflow.
+	const maxSeconds = 10 * 365 * 86_400
+	if c.Delayed.MaxDelay > maxSeconds {
+		v.fail("delayed.max_delay", fmt.Sprintf("must be at most %d seconds, got %d", maxSeconds, c.Delayed.MaxDelay))
+	}
+	if t := c.Transaction.Timeout; t < 1 || t > 86_400 {
+		v.fail("transaction.timeout", fmt.Sprintf("must be between 1 and 86400 seconds, got %d", t))
+	}
+	if s := c.DLQ.TopicSuffix; s == "" || len(s) > 32 || strings.ContainsAny(s, "\\\x00") || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		v.fail("dlq.topic_suffix", "must be 1 to 32 bytes without '\\', NUL or control characters")
 	}
 
 	o := &c.Observability
