@@ -78,7 +78,8 @@ type AuditResult struct {
 // A refused login returns an error wrapping ErrAuthFailed whose text ends
 // with the broker's reason ("invalid username or password", "user account
 // is disabled", "too many failed attempts, try again later"); the broker
-// has then made the connection anonymous, and reconnects stay anonymous.
+// has then made the connection anonymous (or the user its client
+// certificate maps to), and reconnects send no AUTH.
 func (c *Client) Authenticate(user, password string) ([]string, error) {
 	if len(user) > protocol.MaxStr16 || len(password) > protocol.MaxStr16 {
 		return nil, fmt.Errorf("auth: %w", ErrTooLong)
