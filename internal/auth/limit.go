@@ -94,6 +94,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed AUTH requests by reason (bad_credentials, disabled, rate_limited).",
 		}, []string{"reason"}),
 	}
+	// Every reason is exported from the start at 0, so the first failure
+	// is an increase that rate() and increase() can see rather than the
+	// birth of a series.
+	for _, reason := range []string{"bad_credentials", "disabled", "rate_limited"} {
+		m.authFail.WithLabelValues(reason)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.authSuccess, m.authFail} {
 			if err := reg.Register(c); err != nil {

@@ -91,6 +91,9 @@ next:
 	return out
 }
 
+// has reports whether a series of name with the labels exists.
+func (m opsMetrics) has(name string, labels ...string) bool { return len(m.find(name, labels...)) > 0 }
+
 // value is a counter's or gauge's value, or a histogram's sample count, of
 // the one series of name with exactly the given labels (absent: 0).
 func (m opsMetrics) value(t *testing.T, name string, labels ...string) float64 {
@@ -330,6 +333,12 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 			t.Fatalf("connections_active{%s} = %v before any client", kind, v)
 		}
 	}
+	// Every AUTH failure reason is exported at 0 before the first one.
+	for _, reason := range []string{"bad_credentials", "disabled", "rate_limited"} {
+		if !m0.has("flymq_auth_failures_total", "reason", reason) {
+			t.Errorf("flymq_auth_failures_total{reason=%q} not exported before any failure", reason)
+		}
+	}
 	c := b.client(admin) // one plain connection, authenticated
 	const topic = "ops/main"
 	if err := c.CreateTopic(topic, 2); err != nil {
@@ -532,6 +541,17 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 		t.Errorf("storage gauges segments=%v bytes=%v, files on disk: %d segments, %d bytes",
 			m5.value(t, "flymq_storage_segments"), m5.value(t, "flymq_storage_bytes"), segs, bytes)
 	}
+
+	// A renewed certificate is served after SIGHUP, and the expiry gauge
+	// follows it.
+	writeCert(t, b.dir, time.Now().Add(60*24*time.Hour))
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	opsEventually(t, "tls_cert_expiry_seconds after renewal and SIGHUP", func() (bool, string) {
+		v := b.scrapeAll().value(t, "flymq_tls_cert_expiry_seconds")
+		return v > 59*24*3600 && v <= 60*24*3600, fmt.Sprintf("%v s", v)
+	})
 
 	// Every metric the operations issue lists is exposed, with its type.
 	for name, typ := range map[string]dto.MetricType{
