@@ -9,10 +9,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/big"
 	"net"
@@ -1022,4 +1024,67 @@ func TestSigtermUnderLoadKeepsEveryAck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTamperedRecordCountsTagFailure changes one byte of a sealed record's
+// authentication tag in a rolled segment and fixes up its CRC, as an
+// attacker with write access to the disk could: the broker refuses the
+// record on FETCH and flymq_storage_auth_failures_total moves by exactly 1.
+func TestTamperedRecordCountsTagFailure(t *testing.T) {
+	b := newBroker(t, map[string]any{"segment_bytes": 64 << 10})
+	b.start()
+	c := b.client(client.Options{})
+	const topic = "tamper"
+	for i := range 100 {
+		if _, err := c.ProduceToPartition(topic, 0, nil, recoveryValue(0, i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if code := b.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	var first string
+	segs := 0
+	filepath.WalkDir(filepath.Join(b.dataDir(), "topics"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".log") {
+			segs++
+			if filepath.Base(path) == "00000000000000000000.log" {
+				first = path
+			}
+		}
+		return err
+	})
+	if first == "" || segs < 2 {
+		t.Fatalf("want a rolled first segment: first=%q, %d segments", first, segs)
+	}
+	data, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frameAt = 64 // after the segment header
+	body := data[frameAt+8 : frameAt+8+int(binary.BigEndian.Uint32(data[frameAt:]))]
+	body[len(body)-1] ^= 0x01 // last byte of the AES-GCM tag
+	binary.BigEndian.PutUint32(data[frameAt+4:], crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.WriteFile(first, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b.start()
+	c = b.client(client.Options{})
+	m1 := b.scrapeAll()
+	if _, err := c.Fetch(topic, 0, 0, 1, ""); err == nil {
+		t.Fatal("a record with a forged tag was served")
+	}
+	res, err := c.Fetch(topic, 0, 99, 1, "")
+	if err != nil || len(res.Messages) != 1 || !bytes.Equal(res.Messages[0].Value, recoveryValue(0, 99, 1000)) {
+		t.Fatalf("an intact record after the tampered one: %v %v", res, err)
+	}
+	m2 := b.scrapeAll()
+	checkOpsDeltas(t, m1, m2, []opsDelta{
+		{"flymq_storage_auth_failures_total", nil, 1},
+		{"flymq_storage_records_opened_total", nil, 1},
+		{"flymq_request_errors_total", []string{"op", "fetch"}, 1},
+	})
 }
