@@ -489,7 +489,32 @@ func TestMetricsCountWhatWasDone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Four more groups (five in all) commit on partition 0 (LEO 12): three
+	// get their own lag series, the rest are summed under "_other".
+	for i := range 4 {
+		g := fmt.Sprintf("group-%d", i)
+		if _, err := c.Subscribe(topic, g, 0, client.ModeEarliest); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Commit(topic, g, 0, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	m4 := b.scrapeAll()
+	var lagSum float64
+	lagGroups := map[string]bool{}
+	for _, s := range m4.find("flymq_broker_consumer_lag") {
+		lagSum += s.GetGauge().GetValue()
+		for _, lp := range s.GetLabel() {
+			if lp.GetName() == "group" {
+				lagGroups[lp.GetValue()] = true
+			}
+		}
+	}
+	if want := float64(7 + 11 + 10 + 9 + 8); lagSum != want || len(lagGroups) != 4 || !lagGroups["_other"] {
+		t.Errorf("consumer_lag: groups %q summing to %v, want 3 groups and _other summing to %v",
+			sortedKeys(lagGroups), lagSum, want)
+	}
 	checkOpsDeltas(t, m3, m4, []opsDelta{
 		{"flymq_broker_produced_messages_total", []string{"topic", "cap-0"}, 1},
 		{"flymq_broker_produced_messages_total", []string{"topic", "cap-1"}, 1},
