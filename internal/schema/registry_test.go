@@ -222,6 +222,8 @@ func FuzzAvroValidate(f *testing.F) {
 	v := newAvroValidator([]byte(`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"map","values":["null","R"]}},{"name":"b","type":"bytes"}]}`))
 	f.Add([]byte{0, 0})
 	f.Add([]byte{1, 2, 'k', 0, 0, 0})
+	// A forged map block count: a generic library decoder looped on it.
+	f.Add([]byte("\xbd\xe1\xe1\xe1\xe1\xe1\xe1\xe1\x83\x00"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		v.validate(p)
 		protobufValidator{}.validate(p)
