@@ -81,9 +81,12 @@ var (
 	ErrCannotDeleteSelf       = errors.New("cannot delete your own account")
 	ErrInvalidCurrentPassword = errors.New("invalid current password")
 	// ErrPasswordTooLong has bcrypt's text behind upstream's prefix.
-	ErrPasswordTooLong      = fmt.Errorf("failed to hash password: %w", bcrypt.ErrPasswordTooLong)
-	ErrPasswordTooShort     = errors.New("password too short")
-	ErrRoleNameTooLong      = errors.New("role name exceeds 255 bytes")
+	ErrPasswordTooLong  = fmt.Errorf("failed to hash password: %w", bcrypt.ErrPasswordTooLong)
+	ErrPasswordTooShort = errors.New("password too short")
+	ErrRoleNameTooLong  = errors.New("role name exceeds 255 bytes")
+	// ErrInvalidUserName: control characters, a backslash, invalid UTF-8
+	// or more than 255 bytes.
+	ErrInvalidUserName      = errors.New("invalid user name")
 	ErrPublicNeedsAnonymous = errors.New("cannot make topic public because anonymous access " +
 		"is disabled in server configuration")
 )

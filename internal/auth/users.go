@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
@@ -125,6 +127,9 @@ func (s *Store) createUser(username, password string, roles []string) error {
 	}
 	if username == "" || password == "" {
 		return ErrCredentialsRequired
+	}
+	if err := checkUserName(username); err != nil {
+		return err
 	}
 	if err := checkRoleNames(roles); err != nil {
 		return err
@@ -443,4 +448,30 @@ func (s *Store) record(ev audit.Event) {
 		s.log.Debug("auth event", zap.String("type", ev.Type), zap.String("user", ev.User),
 			zap.String("client-ip", ev.ClientIP), zap.String("result", ev.Result))
 	}
+}
+
+// maxUserNameLen bounds user names: they appear in replies, audit events
+// and certificate mappings, never in paths.
+const maxUserNameLen = 255
+
+// checkUserName refuses names no operator could type or read back:
+// invalid UTF-8, control characters, backslashes and over-long names.
+func checkUserName(name string) error {
+	if len(name) > maxUserNameLen {
+		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidUserName, len(name), maxUserNameLen)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserName)
+	}
+	for i, r := range name {
+		switch {
+		case r == 0:
+			return fmt.Errorf("%w: NUL byte at %d", ErrInvalidUserName, i)
+		case r == '\\':
+			return fmt.Errorf("%w: backslash at %d", ErrInvalidUserName, i)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("%w: non-printable character %U at %d", ErrInvalidUserName, r, i)
+		}
+	}
+	return nil
 }

@@ -219,8 +219,10 @@ type LimitsConfig struct {
 	// IdleTimeoutMS closes connections that send nothing for this long;
 	// 0 means never, otherwise at least 5 minutes (see MinIdleTimeout).
 	IdleTimeoutMS int64 `json:"idle_timeout_ms"`
-	// ReadTimeoutMS bounds how long one started frame may take to arrive,
-	// against slow-loris clients; 0 means no bound.
+	// ReadTimeoutMS bounds how long one started frame may take to arrive
+	// and how long a reply may take to be written, against slow-loris
+	// clients; 0 means the 30 s default, since no bound at all would let a
+	// stalled peer hold a connection forever.
 	ReadTimeoutMS int64 `json:"read_timeout_ms"`
 	// MaxPartitions is the most partitions CREATE_TOPIC may ask for. Each
 	// partition holds open files and memory.
@@ -342,7 +344,7 @@ func (p *PerformanceConfig) SyncInterval() time.Duration { return ms(p.SyncInter
 // IdleTimeout is IdleTimeoutMS as a duration (0 = none).
 func (l *LimitsConfig) IdleTimeout() time.Duration { return ms(l.IdleTimeoutMS) }
 
-// ReadTimeout is ReadTimeoutMS as a duration (0 = none).
+// ReadTimeout is ReadTimeoutMS as a duration (0 = the server's default).
 func (l *LimitsConfig) ReadTimeout() time.Duration { return ms(l.ReadTimeoutMS) }
 
 // MaxDelayDuration is the delayed.max_delay cap (≤ 0 means 7 days).

@@ -329,6 +329,7 @@ func userError(err error) error {
 	for _, e := range []error{
 		auth.ErrCredentialsRequired, auth.ErrCannotDeleteSelf, auth.ErrInvalidCurrentPassword,
 		auth.ErrPasswordTooLong, auth.ErrPasswordTooShort, auth.ErrRoleNameTooLong, auth.ErrPublicNeedsAnonymous,
+		auth.ErrInvalidUserName,
 	} {
 		if errors.Is(err, e) {
 			return wireError(err.Error())
