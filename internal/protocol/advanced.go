@@ -263,7 +263,7 @@ func (m *ValidateSchemaResponse) Decode(p []byte) error {
 		return ErrBufferTooSmall
 	}
 	r := reader{p: p}
-	m.Valid = r.u8() == 1
+	m.Valid = r.bool()
 	n := r.u32()
 	m.Errors = make([]string, 0, listCap(n, r.remaining(), 2))
 	for i := uint32(0); i < n && !r.bad; i++ {
@@ -380,7 +380,7 @@ func (m *StatusResponse) Decode(p []byte) error {
 		return ErrBufferTooSmall
 	}
 	r := reader{p: p}
-	m.Success = r.u8() == 1
+	m.Success = r.bool()
 	msg := r.str16()
 	if r.bad {
 		return ErrInvalidFormat
@@ -527,7 +527,7 @@ func (m *ReinjectResponse) Decode(p []byte) error {
 		return ErrBufferTooSmall
 	}
 	r := reader{p: p}
-	m.Success = r.u8() == 1
+	m.Success = r.bool()
 	msg := r.take(int(r.u32()))
 	if r.bad {
 		return ErrInvalidFormat
@@ -639,7 +639,7 @@ func (m *TxnResponse) Decode(p []byte) error {
 	}
 	r := reader{p: p}
 	id := r.str16()
-	m.Success = r.u8() == 1
+	m.Success = r.bool()
 	if r.bad {
 		return ErrInvalidFormat
 	}

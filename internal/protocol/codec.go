@@ -66,6 +66,9 @@ func (r *reader) u64() uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
+// bool reads a bool byte; like the clients, only 0x01 is true.
+func (r *reader) bool() bool { return r.u8() == 1 }
+
 func (r *reader) i32() int32 { return int32(r.u32()) }
 func (r *reader) i64() int64 { return int64(r.u64()) }
 

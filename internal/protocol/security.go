@@ -20,12 +20,13 @@ import (
 const (
 	// MaxRoleNameLen is the longest role name the AUTH reply can carry
 	// (u8 length prefix); longer role names are refused by the user store.
-	MaxRoleNameLen = 255
-	// secMaxStr16 is the longest str16.
-	secMaxStr16 = 1<<16 - 1
-	// secMaxJavaStr is the longest string the Java SDK reads correctly: it
+	MaxRoleNameLen = MaxStr8
+	// maxJavaStr is the longest string the Java SDK reads correctly: it
 	// decodes str16 lengths as signed 16-bit values.
-	secMaxJavaStr = 1<<15 - 1
+	maxJavaStr = 1<<15 - 1
+	// maxJavaCount is the longest list the Java layouts can carry: their
+	// counts are signed 16-bit values too.
+	maxJavaCount = 1<<15 - 1
 )
 
 // ErrInvalidAuditRequest marks a malformed AUDIT_QUERY / AUDIT_EXPORT
@@ -70,136 +71,6 @@ func secAuditReason(err error) string {
 	return err.Error()
 }
 
-// secReader is a bounds-checked big-endian cursor. Every method reports
-// false instead of panicking when the payload is too short, so hostile
-// length prefixes can never read past the end or allocate their claim.
-type secReader struct {
-	p   []byte
-	off int
-}
-
-func (r *secReader) left() int { return len(r.p) - r.off }
-
-func (r *secReader) u8() (byte, bool) {
-	if r.left() < 1 {
-		return 0, false
-	}
-	b := r.p[r.off]
-	r.off++
-	return b, true
-}
-
-func (r *secReader) bool() (bool, bool) {
-	b, ok := r.u8()
-	return b == 1, ok
-}
-
-func (r *secReader) u16() (uint16, bool) {
-	if r.left() < 2 {
-		return 0, false
-	}
-	v := binary.BigEndian.Uint16(r.p[r.off:])
-	r.off += 2
-	return v, true
-}
-
-func (r *secReader) u32() (uint32, bool) {
-	if r.left() < 4 {
-		return 0, false
-	}
-	v := binary.BigEndian.Uint32(r.p[r.off:])
-	r.off += 4
-	return v, true
-}
-
-func (r *secReader) u64() (uint64, bool) {
-	if r.left() < 8 {
-		return 0, false
-	}
-	v := binary.BigEndian.Uint64(r.p[r.off:])
-	r.off += 8
-	return v, true
-}
-
-func (r *secReader) bytes(n int) ([]byte, bool) {
-	if n < 0 || r.left() < n {
-		return nil, false
-	}
-	b := r.p[r.off : r.off+n]
-	r.off += n
-	return b, true
-}
-
-func (r *secReader) str16() (string, bool) {
-	n, ok := r.u16()
-	if !ok {
-		return "", false
-	}
-	b, ok := r.bytes(int(n))
-	return string(b), ok
-}
-
-func (r *secReader) str8() (string, bool) {
-	n, ok := r.u8()
-	if !ok {
-		return "", false
-	}
-	b, ok := r.bytes(int(n))
-	return string(b), ok
-}
-
-// strN reads n str16 values. The slice grows with the bytes actually
-// present: each entry needs at least two bytes.
-func (r *secReader) strN(n uint64) ([]string, bool) {
-	out := make([]string, 0, min(n, uint64(r.left()/2)))
-	for range n {
-		s, ok := r.str16()
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-	}
-	return out, true
-}
-
-func (r *secReader) strlist() ([]string, bool) {
-	n, ok := r.u32()
-	if !ok {
-		return nil, false
-	}
-	return r.strN(uint64(n))
-}
-
-func secClamp(s string, max int) string {
-	if len(s) > max {
-		return s[:max]
-	}
-	return s
-}
-
-// secAppendStr16 appends a str16. Longer strings are truncated so the frame
-// stays well-formed; callers keep names below the limit.
-func secAppendStr16(dst []byte, s string) []byte {
-	s = secClamp(s, secMaxStr16)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
-	return append(dst, s...)
-}
-
-func secAppendBool(dst []byte, b bool) []byte {
-	if b {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
-}
-
-func secAppendStrList(dst []byte, l []string) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(l)))
-	for _, s := range l {
-		dst = secAppendStr16(dst, s)
-	}
-	return dst
-}
-
 // ---- AUTH 0x70 / 0x71, WHOAMI 0x72 (§4) ----
 
 // AuthRequest is the AUTH (0x70) request.
@@ -212,11 +83,10 @@ func (m *AuthRequest) Decode(p []byte) error {
 	if len(p) < 4 {
 		return errAuthTooSmall
 	}
-	r := secReader{p: p}
-	var ok1, ok2 bool
-	m.Username, ok1 = r.str16()
-	m.Password, ok2 = r.str16()
-	if !ok1 || !ok2 {
+	r := reader{p: p}
+	m.Username = string(r.str16())
+	m.Password = string(r.str16())
+	if r.bad {
 		return errAuthFormat
 	}
 	return nil
@@ -224,8 +94,8 @@ func (m *AuthRequest) Decode(p []byte) error {
 
 // AppendTo appends the AUTH request payload.
 func (m *AuthRequest) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Username)
-	return secAppendStr16(dst, m.Password)
+	dst = appendStr16(dst, m.Username)
+	return appendStr16(dst, m.Password)
 }
 
 // AuthResponse is the AUTH reply body sent with opcode 0x71: bool
@@ -245,46 +115,36 @@ func (m *AuthResponse) Decode(p []byte) error {
 	if len(p) < 7 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	m.Success, _ = r.bool()
-	var ok bool
-	if m.Username, ok = r.str16(); !ok {
-		return ErrInvalidFormat
-	}
-	n, ok := r.u32()
-	if !ok {
-		return ErrInvalidFormat
-	}
-	m.Roles = make([]string, 0, min(uint64(n), uint64(r.left())))
+	r := reader{p: p}
+	m.Success = r.bool()
+	m.Username = string(r.str16())
+	n := r.u32()
+	m.Roles = make([]string, 0, listCap(n, r.remaining(), 1))
 	for range n {
-		s, ok := r.str8()
-		if !ok {
+		role := r.str8()
+		if r.bad {
 			return ErrInvalidFormat
 		}
-		m.Roles = append(m.Roles, s)
+		m.Roles = append(m.Roles, string(role))
 	}
 	m.Error = ""
-	if r.left() > 0 {
-		if m.Error, ok = r.str16(); !ok {
-			return ErrInvalidFormat
-		}
+	if r.remaining() > 0 {
+		m.Error = string(r.str16())
 	}
-	return nil
+	return r.finish()
 }
 
 // AppendTo appends the AUTH reply payload. Role names longer than
 // MaxRoleNameLen are truncated (the store refuses them at creation, so
 // this only keeps the frame well-formed).
 func (m *AuthResponse) AppendTo(dst []byte) []byte {
-	dst = secAppendBool(dst, m.Success)
-	dst = secAppendStr16(dst, m.Username)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Roles)))
+	dst = appendBool(dst, m.Success)
+	dst = appendStr16(dst, m.Username)
+	dst = appendU32(dst, uint32(len(m.Roles)))
 	for _, role := range m.Roles {
-		role = secClamp(role, MaxRoleNameLen)
-		dst = append(dst, byte(len(role)))
-		dst = append(dst, role...)
+		dst = appendStr8(dst, role)
 	}
-	return secAppendStr16(dst, m.Error)
+	return appendStr16(dst, m.Error)
 }
 
 // IdentityResponse is the identity layout of §4.1 used by the WHOAMI
@@ -302,27 +162,20 @@ func (m *IdentityResponse) Decode(p []byte) error {
 	if len(p) < 11 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	m.Authenticated, _ = r.bool()
-	var ok bool
-	if m.Username, ok = r.str16(); !ok {
-		return ErrInvalidFormat
-	}
-	if m.Roles, ok = r.strlist(); !ok {
-		return ErrInvalidFormat
-	}
-	if m.Permissions, ok = r.strlist(); !ok {
-		return ErrInvalidFormat
-	}
-	return nil
+	r := reader{p: p}
+	m.Authenticated = r.bool()
+	m.Username = string(r.str16())
+	m.Roles = readStrList(&r)
+	m.Permissions = readStrList(&r)
+	return r.finish()
 }
 
 // AppendTo appends the identity payload.
 func (m *IdentityResponse) AppendTo(dst []byte) []byte {
-	dst = secAppendBool(dst, m.Authenticated)
-	dst = secAppendStr16(dst, m.Username)
-	dst = secAppendStrList(dst, m.Roles)
-	return secAppendStrList(dst, m.Permissions)
+	dst = appendBool(dst, m.Authenticated)
+	dst = appendStr16(dst, m.Username)
+	dst = appendStrList(dst, m.Roles)
+	return appendStrList(dst, m.Permissions)
 }
 
 // ---- user management 0x73–0x77, 0x7C (§5) ----
@@ -348,31 +201,30 @@ func (m *UserRequest) Decode(p []byte) error {
 	if len(p) < 10 {
 		return errRequestTooSmall
 	}
-	r := secReader{p: p}
-	var ok1, ok2, ok3 bool
-	m.Username, ok1 = r.str16()
-	m.Password, ok2 = r.str16()
-	m.OldPassword, ok3 = r.str16()
-	if !ok1 || !ok2 || !ok3 || r.left() < 5 {
+	r := reader{p: p}
+	m.Username = string(r.str16())
+	m.Password = string(r.str16())
+	m.OldPassword = string(r.str16())
+	if r.bad || r.remaining() < 5 {
 		return errRequestFormat
 	}
-	var ok bool
-	if m.Roles, ok = r.strlist(); !ok {
+	if m.Roles = readStrList(&r); r.bad {
 		return errRequestFormat
 	}
-	m.Enabled, m.HasEnabled = r.bool()
+	m.HasEnabled = r.remaining() > 0
+	m.Enabled = m.HasEnabled && r.bool()
 	return nil
 }
 
 // AppendTo appends the user request; the enabled byte only when
 // HasEnabled is set.
 func (m *UserRequest) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Username)
-	dst = secAppendStr16(dst, m.Password)
-	dst = secAppendStr16(dst, m.OldPassword)
-	dst = secAppendStrList(dst, m.Roles)
+	dst = appendStr16(dst, m.Username)
+	dst = appendStr16(dst, m.Password)
+	dst = appendStr16(dst, m.OldPassword)
+	dst = appendStrList(dst, m.Roles)
 	if m.HasEnabled {
-		dst = secAppendBool(dst, m.Enabled)
+		dst = appendBool(dst, m.Enabled)
 	}
 	return dst
 }
@@ -388,9 +240,8 @@ func (m *NameRequest) Decode(p []byte) error {
 	if len(p) < 2 {
 		return errRequestTooSmall
 	}
-	r := secReader{p: p}
-	var ok bool
-	if m.Name, ok = r.str16(); !ok {
+	r := reader{p: p}
+	if m.Name = string(r.str16()); r.bad {
 		return errRequestFormat
 	}
 	return nil
@@ -398,7 +249,7 @@ func (m *NameRequest) Decode(p []byte) error {
 
 // AppendTo appends the name request payload.
 func (m *NameRequest) AppendTo(dst []byte) []byte {
-	return secAppendStr16(dst, m.Name)
+	return appendStr16(dst, m.Name)
 }
 
 // UserInfo is the user-info body of USER_CREATE and USER_GET replies and
@@ -412,24 +263,13 @@ type UserInfo struct {
 	UpdatedAt   int64
 }
 
-func (m *UserInfo) decodeFrom(r *secReader) bool {
-	var ok bool
-	if m.Username, ok = r.str16(); !ok {
-		return false
-	}
-	if m.Roles, ok = r.strlist(); !ok {
-		return false
-	}
-	if m.Permissions, ok = r.strlist(); !ok {
-		return false
-	}
-	if m.Enabled, ok = r.bool(); !ok {
-		return false
-	}
-	c, ok1 := r.u64()
-	u, ok2 := r.u64()
-	m.CreatedAt, m.UpdatedAt = int64(c), int64(u)
-	return ok1 && ok2
+func (m *UserInfo) decodeFrom(r *reader) {
+	m.Username = string(r.str16())
+	m.Roles = readStrList(r)
+	m.Permissions = readStrList(r)
+	m.Enabled = r.bool()
+	m.CreatedAt = r.i64()
+	m.UpdatedAt = r.i64()
 }
 
 // Decode parses a user-info body.
@@ -437,20 +277,19 @@ func (m *UserInfo) Decode(p []byte) error {
 	if len(p) < 27 {
 		return ErrBufferTooSmall
 	}
-	if !m.decodeFrom(&secReader{p: p}) {
-		return ErrInvalidFormat
-	}
-	return nil
+	r := reader{p: p}
+	m.decodeFrom(&r)
+	return r.finish()
 }
 
 // AppendTo appends the user-info body.
 func (m *UserInfo) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Username)
-	dst = secAppendStrList(dst, m.Roles)
-	dst = secAppendStrList(dst, m.Permissions)
-	dst = secAppendBool(dst, m.Enabled)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.CreatedAt))
-	return binary.BigEndian.AppendUint64(dst, uint64(m.UpdatedAt))
+	dst = appendStr16(dst, m.Username)
+	dst = appendStrList(dst, m.Roles)
+	dst = appendStrList(dst, m.Permissions)
+	dst = appendBool(dst, m.Enabled)
+	dst = appendI64(dst, m.CreatedAt)
+	return appendI64(dst, m.UpdatedAt)
 }
 
 // UserList is the USER_LIST (0x76) reply: u32 count + user-info bodies.
@@ -460,15 +299,15 @@ type UserList struct {
 
 // Decode parses a USER_LIST reply.
 func (m *UserList) Decode(p []byte) error {
-	r := secReader{p: p}
-	n, ok := r.u32()
-	if !ok {
+	r := reader{p: p}
+	n := r.u32()
+	if r.bad {
 		return ErrBufferTooSmall
 	}
-	m.Users = make([]UserInfo, 0, min(uint64(n), uint64(r.left()/27)))
+	m.Users = make([]UserInfo, 0, listCap(n, r.remaining(), 27))
 	for range n {
 		var u UserInfo
-		if !u.decodeFrom(&r) {
+		if u.decodeFrom(&r); r.bad {
 			return ErrInvalidFormat
 		}
 		m.Users = append(m.Users, u)
@@ -478,7 +317,7 @@ func (m *UserList) Decode(p []byte) error {
 
 // AppendTo appends the USER_LIST reply.
 func (m *UserList) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Users)))
+	dst = appendU32(dst, uint32(len(m.Users)))
 	for i := range m.Users {
 		dst = m.Users[i].AppendTo(dst)
 	}
@@ -497,19 +336,16 @@ func (m *UserAck) Decode(p []byte) error {
 	if len(p) < 3 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	m.OK, _ = r.bool()
-	var ok bool
-	if m.Name, ok = r.str16(); !ok {
-		return ErrInvalidFormat
-	}
-	return nil
+	r := reader{p: p}
+	m.OK = r.bool()
+	m.Name = string(r.str16())
+	return r.finish()
 }
 
 // AppendTo appends the acknowledgement.
 func (m *UserAck) AppendTo(dst []byte) []byte {
-	dst = secAppendBool(dst, m.OK)
-	return secAppendStr16(dst, m.Name)
+	dst = appendBool(dst, m.OK)
+	return appendStr16(dst, m.Name)
 }
 
 // ---- ACLs and roles 0x78–0x7B, 0x7D (§6) ----
@@ -527,18 +363,12 @@ func (m *ACLSetRequest) Decode(p []byte) error {
 	if len(p) < 11 {
 		return errRequestTooSmall
 	}
-	r := secReader{p: p}
-	var ok bool
-	if m.Topic, ok = r.str16(); !ok {
-		return errRequestFormat
-	}
-	if m.Public, ok = r.bool(); !ok {
-		return errRequestFormat
-	}
-	if m.AllowedUsers, ok = r.strlist(); !ok {
-		return errRequestFormat
-	}
-	if m.AllowedRoles, ok = r.strlist(); !ok {
+	r := reader{p: p}
+	m.Topic = string(r.str16())
+	m.Public = r.bool()
+	m.AllowedUsers = readStrList(&r)
+	m.AllowedRoles = readStrList(&r)
+	if r.bad {
 		return errRequestFormat
 	}
 	return nil
@@ -546,10 +376,10 @@ func (m *ACLSetRequest) Decode(p []byte) error {
 
 // AppendTo appends the ACL_SET request.
 func (m *ACLSetRequest) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Topic)
-	dst = secAppendBool(dst, m.Public)
-	dst = secAppendStrList(dst, m.AllowedUsers)
-	return secAppendStrList(dst, m.AllowedRoles)
+	dst = appendStr16(dst, m.Topic)
+	dst = appendBool(dst, m.Public)
+	dst = appendStrList(dst, m.AllowedUsers)
+	return appendStrList(dst, m.AllowedRoles)
 }
 
 // ACLInfo is the ACL_GET (0x79) reply.
@@ -567,33 +397,24 @@ func (m *ACLInfo) Decode(p []byte) error {
 	if len(p) < 13 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	var ok bool
-	if m.Topic, ok = r.str16(); !ok {
-		return ErrInvalidFormat
-	}
-	b, ok := r.bytes(3)
-	if !ok {
-		return ErrInvalidFormat
-	}
-	m.Exists, m.Public, m.DefaultPublic = b[0] == 1, b[1] == 1, b[2] == 1
-	if m.AllowedUsers, ok = r.strlist(); !ok {
-		return ErrInvalidFormat
-	}
-	if m.AllowedRoles, ok = r.strlist(); !ok {
-		return ErrInvalidFormat
-	}
-	return nil
+	r := reader{p: p}
+	m.Topic = string(r.str16())
+	m.Exists = r.bool()
+	m.Public = r.bool()
+	m.DefaultPublic = r.bool()
+	m.AllowedUsers = readStrList(&r)
+	m.AllowedRoles = readStrList(&r)
+	return r.finish()
 }
 
 // AppendTo appends the ACL_GET reply.
 func (m *ACLInfo) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Topic)
-	dst = secAppendBool(dst, m.Exists)
-	dst = secAppendBool(dst, m.Public)
-	dst = secAppendBool(dst, m.DefaultPublic)
-	dst = secAppendStrList(dst, m.AllowedUsers)
-	return secAppendStrList(dst, m.AllowedRoles)
+	dst = appendStr16(dst, m.Topic)
+	dst = appendBool(dst, m.Exists)
+	dst = appendBool(dst, m.Public)
+	dst = appendBool(dst, m.DefaultPublic)
+	dst = appendStrList(dst, m.AllowedUsers)
+	return appendStrList(dst, m.AllowedRoles)
 }
 
 // ACLEntry is one entry of an ACL_LIST reply. Its exists byte is always 1
@@ -617,46 +438,36 @@ func (m *ACLList) Decode(p []byte) error {
 	if len(p) < 5 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	n, _ := r.u32()
-	m.Entries = make([]ACLEntry, 0, min(uint64(n), uint64(r.left()/12)))
+	r := reader{p: p}
+	n := r.u32()
+	m.Entries = make([]ACLEntry, 0, listCap(n, r.remaining(), 12))
 	for range n {
 		var e ACLEntry
-		var ok bool
-		if e.Topic, ok = r.str16(); !ok {
-			return ErrInvalidFormat
-		}
-		b, ok := r.bytes(2)
-		if !ok {
-			return ErrInvalidFormat
-		}
-		e.Public = b[1] == 1
-		if e.AllowedUsers, ok = r.strlist(); !ok {
-			return ErrInvalidFormat
-		}
-		if e.AllowedRoles, ok = r.strlist(); !ok {
+		e.Topic = string(r.str16())
+		r.u8() // exists, always 1
+		e.Public = r.bool()
+		e.AllowedUsers = readStrList(&r)
+		e.AllowedRoles = readStrList(&r)
+		if r.bad {
 			return ErrInvalidFormat
 		}
 		m.Entries = append(m.Entries, e)
 	}
-	var ok bool
-	if m.DefaultPublic, ok = r.bool(); !ok {
-		return ErrInvalidFormat
-	}
-	return nil
+	m.DefaultPublic = r.bool()
+	return r.finish()
 }
 
 // AppendTo appends the ACL_LIST reply.
 func (m *ACLList) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Entries)))
+	dst = appendU32(dst, uint32(len(m.Entries)))
 	for _, e := range m.Entries {
-		dst = secAppendStr16(dst, e.Topic)
+		dst = appendStr16(dst, e.Topic)
 		dst = append(dst, 1)
-		dst = secAppendBool(dst, e.Public)
-		dst = secAppendStrList(dst, e.AllowedUsers)
-		dst = secAppendStrList(dst, e.AllowedRoles)
+		dst = appendBool(dst, e.Public)
+		dst = appendStrList(dst, e.AllowedUsers)
+		dst = appendStrList(dst, e.AllowedRoles)
 	}
-	return secAppendBool(dst, m.DefaultPublic)
+	return appendBool(dst, m.DefaultPublic)
 }
 
 // RoleInfo is one role of a ROLE_LIST reply.
@@ -673,19 +484,18 @@ type RoleList struct {
 
 // Decode parses a ROLE_LIST reply.
 func (m *RoleList) Decode(p []byte) error {
-	r := secReader{p: p}
-	n, ok := r.u32()
-	if !ok {
+	r := reader{p: p}
+	n := r.u32()
+	if r.bad {
 		return ErrBufferTooSmall
 	}
-	m.Roles = make([]RoleInfo, 0, min(uint64(n), uint64(r.left()/8)))
+	m.Roles = make([]RoleInfo, 0, listCap(n, r.remaining(), 8))
 	for range n {
 		var ri RoleInfo
-		var ok1, ok2, ok3 bool
-		ri.Name, ok1 = r.str16()
-		ri.Permissions, ok2 = r.strlist()
-		ri.Description, ok3 = r.str16()
-		if !ok1 || !ok2 || !ok3 {
+		ri.Name = string(r.str16())
+		ri.Permissions = readStrList(&r)
+		ri.Description = string(r.str16())
+		if r.bad {
 			return ErrInvalidFormat
 		}
 		m.Roles = append(m.Roles, ri)
@@ -695,11 +505,11 @@ func (m *RoleList) Decode(p []byte) error {
 
 // AppendTo appends the ROLE_LIST reply.
 func (m *RoleList) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Roles)))
+	dst = appendU32(dst, uint32(len(m.Roles)))
 	for _, ri := range m.Roles {
-		dst = secAppendStr16(dst, ri.Name)
-		dst = secAppendStrList(dst, ri.Permissions)
-		dst = secAppendStr16(dst, ri.Description)
+		dst = appendStr16(dst, ri.Name)
+		dst = appendStrList(dst, ri.Permissions)
+		dst = appendStr16(dst, ri.Description)
 	}
 	return dst
 }
@@ -727,13 +537,12 @@ func (m *AuditQueryRequest) Decode(p []byte) error {
 	if len(p) < 28 {
 		return secAuditQueryError("audit query request too short")
 	}
-	r := secReader{p: p}
-	s, _ := r.u64()
-	e, _ := r.u64()
-	n, _ := r.u32()
-	m.StartTime, m.EndTime = int64(s), int64(e)
+	r := reader{p: p}
+	m.StartTime = r.i64()
+	m.EndTime = r.i64()
+	n := r.u32()
 	var err error
-	if m.EventTypes, err = secReadEventTypes(&r, uint64(n)); err != nil {
+	if m.EventTypes, err = readEventTypes(&r, n); err != nil {
 		return err
 	}
 	if err := m.decodeFilters(&r); err != nil {
@@ -742,15 +551,15 @@ func (m *AuditQueryRequest) Decode(p []byte) error {
 	return m.decodePage(&r)
 }
 
-func secReadEventTypes(r *secReader, n uint64) ([]string, error) {
-	out := make([]string, 0, min(n, uint64(r.left()/2)))
+func readEventTypes(r *reader, n uint32) ([]string, error) {
+	out := make([]string, 0, listCap(n, r.remaining(), 2))
 	for range n {
-		l, ok := r.u16()
-		if !ok {
+		l := r.u16()
+		if r.bad {
 			return nil, secAuditQueryError("invalid event type length")
 		}
-		b, ok := r.bytes(int(l))
-		if !ok {
+		b := r.take(int(l))
+		if r.bad {
 			return nil, secAuditQueryError("invalid event type")
 		}
 		out = append(out, string(b))
@@ -758,17 +567,17 @@ func secReadEventTypes(r *secReader, n uint64) ([]string, error) {
 	return out, nil
 }
 
-func (m *AuditQueryRequest) decodeFilters(r *secReader) error {
+func (m *AuditQueryRequest) decodeFilters(r *reader) error {
 	for _, f := range []struct {
 		name string
 		dst  *string
 	}{{"user", &m.User}, {"resource", &m.Resource}, {"result", &m.Result}, {"search", &m.Search}} {
-		l, ok := r.u16()
-		if !ok {
+		l := r.u16()
+		if r.bad {
 			return secAuditQueryError("missing " + f.name + " length")
 		}
-		b, ok := r.bytes(int(l))
-		if !ok {
+		b := r.take(int(l))
+		if r.bad {
 			return secAuditQueryError("invalid " + f.name)
 		}
 		*f.dst = string(b)
@@ -776,29 +585,29 @@ func (m *AuditQueryRequest) decodeFilters(r *secReader) error {
 	return nil
 }
 
-func (m *AuditQueryRequest) decodePage(r *secReader) error {
-	l, ok := r.u32()
-	if !ok {
+func (m *AuditQueryRequest) decodePage(r *reader) error {
+	limit := r.i32()
+	if r.bad {
 		return secAuditQueryError("missing limit")
 	}
-	o, ok := r.u32()
-	if !ok {
+	offset := r.i32()
+	if r.bad {
 		return secAuditQueryError("missing offset")
 	}
-	m.Limit, m.Offset = int32(l), int32(o)
+	m.Limit, m.Offset = limit, offset
 	return nil
 }
 
 // AppendTo appends the AUDIT_QUERY request.
 func (m *AuditQueryRequest) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.StartTime))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.EndTime))
-	dst = secAppendStrList(dst, m.EventTypes)
+	dst = appendI64(dst, m.StartTime)
+	dst = appendI64(dst, m.EndTime)
+	dst = appendStrList(dst, m.EventTypes)
 	for _, s := range []string{m.User, m.Resource, m.Result, m.Search} {
-		dst = secAppendStr16(dst, s)
+		dst = appendStr16(dst, s)
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(m.Limit))
-	return binary.BigEndian.AppendUint32(dst, uint32(m.Offset))
+	dst = appendI32(dst, m.Limit)
+	return appendI32(dst, m.Offset)
 }
 
 // AuditDetail is one key/value pair of an event's details, kept as a
@@ -828,56 +637,41 @@ func (m *AuditEvent) strings() []*string {
 
 // Decode parses the 0x80 event body.
 func (m *AuditEvent) Decode(p []byte) error {
-	r := secReader{p: p}
-	var ok bool
-	if m.ID, ok = r.str16(); !ok {
-		return ErrInvalidFormat
+	r := reader{p: p}
+	m.ID = string(r.str16())
+	m.Timestamp = r.i64()
+	for _, s := range m.strings() {
+		*s = string(r.str16())
 	}
-	ts, ok := r.u64()
-	if !ok {
-		return ErrInvalidFormat
-	}
-	m.Timestamp = int64(ts)
-	for _, s := range append(m.strings(), &m.NodeID) {
-		if *s, ok = r.str16(); !ok {
-			return ErrInvalidFormat
-		}
-	}
-	n, ok := r.u32()
-	if !ok {
-		return ErrInvalidFormat
-	}
-	if m.Details, ok = secReadDetails(&r, uint64(n)); !ok {
-		return ErrInvalidFormat
-	}
-	return nil
+	m.NodeID = string(r.str16())
+	m.Details = readDetails(&r, r.u32())
+	return r.finish()
 }
 
-func secReadDetails(r *secReader, n uint64) ([]AuditDetail, bool) {
-	out := make([]AuditDetail, 0, min(n, uint64(r.left()/4)))
+func readDetails(r *reader, n uint32) []AuditDetail {
+	out := make([]AuditDetail, 0, listCap(n, r.remaining(), 4))
 	for range n {
-		k, ok1 := r.str16()
-		v, ok2 := r.str16()
-		if !ok1 || !ok2 {
-			return nil, false
+		k, v := r.str16(), r.str16()
+		if r.bad {
+			return nil
 		}
-		out = append(out, AuditDetail{Key: k, Value: v})
+		out = append(out, AuditDetail{Key: string(k), Value: string(v)})
 	}
-	return out, true
+	return out
 }
 
 // AppendTo appends the 0x80 event body (without its u32 length prefix).
 func (m *AuditEvent) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.ID)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Timestamp))
+	dst = appendStr16(dst, m.ID)
+	dst = appendI64(dst, m.Timestamp)
 	for _, s := range m.strings() {
-		dst = secAppendStr16(dst, *s)
+		dst = appendStr16(dst, *s)
 	}
-	dst = secAppendStr16(dst, m.NodeID)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Details)))
+	dst = appendStr16(dst, m.NodeID)
+	dst = appendU32(dst, uint32(len(m.Details)))
 	for _, d := range m.Details {
-		dst = secAppendStr16(dst, d.Key)
-		dst = secAppendStr16(dst, d.Value)
+		dst = appendStr16(dst, d.Key)
+		dst = appendStr16(dst, d.Value)
 	}
 	return dst
 }
@@ -895,16 +689,12 @@ func (m *AuditQueryResponse) Decode(p []byte) error {
 	if len(p) < 9 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	n, _ := r.u32()
-	m.Events = make([]AuditEvent, 0, min(uint64(n), uint64(r.left()/4)))
+	r := reader{p: p}
+	n := r.u32()
+	m.Events = make([]AuditEvent, 0, listCap(n, r.remaining(), 4))
 	for range n {
-		l, ok := r.u32()
-		if !ok {
-			return ErrInvalidFormat
-		}
-		body, ok := r.bytes(int(min(l, uint32(r.left()+1))))
-		if !ok {
+		body := r.bytes32()
+		if r.bad {
 			return ErrInvalidFormat
 		}
 		var e AuditEvent
@@ -913,26 +703,22 @@ func (m *AuditQueryResponse) Decode(p []byte) error {
 		}
 		m.Events = append(m.Events, e)
 	}
-	t, ok1 := r.u32()
-	more, ok2 := r.bool()
-	if !ok1 || !ok2 {
-		return ErrInvalidFormat
-	}
-	m.TotalCount, m.HasMore = int32(t), more
-	return nil
+	m.TotalCount = r.i32()
+	m.HasMore = r.bool()
+	return r.finish()
 }
 
 // AppendTo appends the AUDIT_QUERY reply.
 func (m *AuditQueryResponse) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Events)))
+	dst = appendU32(dst, uint32(len(m.Events)))
 	for i := range m.Events {
 		at := len(dst)
 		dst = append(dst, 0, 0, 0, 0)
 		dst = m.Events[i].AppendTo(dst)
 		binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(m.TotalCount))
-	return secAppendBool(dst, m.HasMore)
+	dst = appendI32(dst, m.TotalCount)
+	return appendBool(dst, m.HasMore)
 }
 
 // AuditExportRequest is the AUDIT_EXPORT (0x81) request: u32 query
@@ -947,21 +733,20 @@ func (m *AuditExportRequest) Decode(p []byte) error {
 	if len(p) < 4 {
 		return secAuditExportError("audit export request too short")
 	}
-	r := secReader{p: p}
-	n, _ := r.u32()
-	q, ok := r.bytes(int(min(n, uint32(r.left()+1))))
-	if !ok {
+	r := reader{p: p}
+	q := r.bytes32()
+	if r.bad {
 		return secAuditExportError("invalid query data")
 	}
 	if err := m.Query.Decode(q); err != nil {
 		return secAuditExportError("failed to decode query: " + secAuditReason(err))
 	}
-	l, ok := r.u16()
-	if !ok {
+	l := r.u16()
+	if r.bad {
 		return secAuditExportError("missing format length")
 	}
-	f, ok := r.bytes(int(l))
-	if !ok {
+	f := r.take(int(l))
+	if r.bad {
 		return secAuditExportError("invalid format")
 	}
 	m.Format = string(f)
@@ -974,7 +759,7 @@ func (m *AuditExportRequest) AppendTo(dst []byte) []byte {
 	dst = append(dst, 0, 0, 0, 0)
 	dst = m.Query.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
-	return secAppendStr16(dst, m.Format)
+	return appendStr16(dst, m.Format)
 }
 
 // AuditExportResponse is the AUDIT_EXPORT (0x81) reply: str16 format
@@ -989,28 +774,20 @@ func (m *AuditExportResponse) Decode(p []byte) error {
 	if len(p) < 6 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	var ok bool
-	if m.Format, ok = r.str16(); !ok {
+	r := reader{p: p}
+	m.Format = string(r.str16())
+	d := r.bytes32()
+	if r.bad {
 		return ErrInvalidFormat
 	}
-	n, ok := r.u32()
-	if !ok {
-		return ErrInvalidFormat
-	}
-	d, ok := r.bytes(int(min(n, uint32(r.left()+1))))
-	if !ok {
-		return ErrInvalidFormat
-	}
-	m.Data = append([]byte(nil), d...)
+	m.Data = cloneBytes(d)
 	return nil
 }
 
 // AppendTo appends the AUDIT_EXPORT reply.
 func (m *AuditExportResponse) AppendTo(dst []byte) []byte {
-	dst = secAppendStr16(dst, m.Format)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Data)))
-	return append(dst, m.Data...)
+	dst = appendStr16(dst, m.Format)
+	return appendBytes32(dst, m.Data)
 }
 
 // ---- Java audit layouts 0xA0 / 0xA1 (§7.3) ----
@@ -1027,13 +804,12 @@ func (m *JavaAuditQueryRequest) Decode(p []byte) error {
 	if len(p) < 26 {
 		return secAuditQueryError("audit query request too short")
 	}
-	r := secReader{p: p}
-	s, _ := r.u64()
-	e, _ := r.u64()
-	n, _ := r.u16()
-	m.StartTime, m.EndTime = int64(s), int64(e)
+	r := reader{p: p}
+	m.StartTime = r.i64()
+	m.EndTime = r.i64()
+	n := r.u16()
 	var err error
-	if m.EventTypes, err = secReadEventTypes(&r, uint64(n)); err != nil {
+	if m.EventTypes, err = readEventTypes(&r, uint32(n)); err != nil {
 		return err
 	}
 	if err := m.decodeFilters(&r); err != nil {
@@ -1042,28 +818,35 @@ func (m *JavaAuditQueryRequest) Decode(p []byte) error {
 	return m.decodePage(&r)
 }
 
-func secAppendJavaStr(dst []byte, s string) []byte {
-	return secAppendStr16(dst, secClamp(s, secMaxJavaStr))
+// appendJavaStr appends a str16 truncated to what the Java SDK can read.
+func appendJavaStr(dst []byte, s string) []byte {
+	if len(s) > maxJavaStr {
+		s = s[:maxJavaStr]
+	}
+	return appendStr16(dst, s)
 }
 
-func secAppendJavaFilters(dst []byte, q *AuditQueryRequest) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(q.StartTime))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(q.EndTime))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(min(len(q.EventTypes), 1<<15-1)))
-	for _, t := range q.EventTypes[:min(len(q.EventTypes), 1<<15-1)] {
-		dst = secAppendJavaStr(dst, t)
+// appendJavaFilters appends the part of the 0xA0 and 0xA1 requests they
+// share: times, strlist16 event types and the four string filters.
+func appendJavaFilters(dst []byte, q *AuditQueryRequest) []byte {
+	dst = appendI64(dst, q.StartTime)
+	dst = appendI64(dst, q.EndTime)
+	types := q.EventTypes[:min(len(q.EventTypes), maxJavaCount)]
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(types)))
+	for _, t := range types {
+		dst = appendJavaStr(dst, t)
 	}
 	for _, s := range []string{q.User, q.Resource, q.Result, q.Search} {
-		dst = secAppendJavaStr(dst, s)
+		dst = appendJavaStr(dst, s)
 	}
 	return dst
 }
 
 // AppendTo appends the 0xA0 request.
 func (m *JavaAuditQueryRequest) AppendTo(dst []byte) []byte {
-	dst = secAppendJavaFilters(dst, &m.AuditQueryRequest)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(m.Limit))
-	return binary.BigEndian.AppendUint32(dst, uint32(m.Offset))
+	dst = appendJavaFilters(dst, &m.AuditQueryRequest)
+	dst = appendI32(dst, m.Limit)
+	return appendI32(dst, m.Offset)
 }
 
 // JavaAuditQueryResponse is the 0xA0 reply: i32 total_count, bool
@@ -1079,36 +862,21 @@ func (m *JavaAuditQueryResponse) Decode(p []byte) error {
 	if len(p) < 9 {
 		return ErrBufferTooSmall
 	}
-	r := secReader{p: p}
-	t, _ := r.u32()
-	m.HasMore, _ = r.bool()
-	n, _ := r.u32()
-	m.TotalCount = int32(t)
-	m.Events = make([]AuditEvent, 0, min(uint64(n), uint64(r.left()/40)))
+	r := reader{p: p}
+	m.TotalCount = r.i32()
+	m.HasMore = r.bool()
+	n := r.u32()
+	m.Events = make([]AuditEvent, 0, listCap(n, r.remaining(), 40))
 	for range n {
 		var e AuditEvent
-		var ok bool
-		if e.ID, ok = r.str16(); !ok {
-			return ErrInvalidFormat
-		}
-		ts, ok := r.u64()
-		if !ok {
-			return ErrInvalidFormat
-		}
-		e.Timestamp = int64(ts)
+		e.ID = string(r.str16())
+		e.Timestamp = r.i64()
 		for _, s := range e.strings() {
-			if *s, ok = r.str16(); !ok {
-				return ErrInvalidFormat
-			}
+			*s = string(r.str16())
 		}
-		dn, ok := r.u16()
-		if !ok {
-			return ErrInvalidFormat
-		}
-		if e.Details, ok = secReadDetails(&r, uint64(dn)); !ok {
-			return ErrInvalidFormat
-		}
-		if e.NodeID, ok = r.str16(); !ok {
+		e.Details = readDetails(&r, uint32(r.u16()))
+		e.NodeID = string(r.str16())
+		if r.bad {
 			return ErrInvalidFormat
 		}
 		m.Events = append(m.Events, e)
@@ -1118,23 +886,23 @@ func (m *JavaAuditQueryResponse) Decode(p []byte) error {
 
 // AppendTo appends the 0xA0 reply.
 func (m *JavaAuditQueryResponse) AppendTo(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(m.TotalCount))
-	dst = secAppendBool(dst, m.HasMore)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Events)))
+	dst = appendI32(dst, m.TotalCount)
+	dst = appendBool(dst, m.HasMore)
+	dst = appendU32(dst, uint32(len(m.Events)))
 	for i := range m.Events {
 		e := &m.Events[i]
-		dst = secAppendJavaStr(dst, e.ID)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(e.Timestamp))
+		dst = appendJavaStr(dst, e.ID)
+		dst = appendI64(dst, e.Timestamp)
 		for _, s := range e.strings() {
-			dst = secAppendJavaStr(dst, *s)
+			dst = appendJavaStr(dst, *s)
 		}
-		details := e.Details[:min(len(e.Details), 1<<15-1)]
+		details := e.Details[:min(len(e.Details), maxJavaCount)]
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(details)))
 		for _, d := range details {
-			dst = secAppendJavaStr(dst, d.Key)
-			dst = secAppendJavaStr(dst, d.Value)
+			dst = appendJavaStr(dst, d.Key)
+			dst = appendJavaStr(dst, d.Value)
 		}
-		dst = secAppendJavaStr(dst, e.NodeID)
+		dst = appendJavaStr(dst, e.NodeID)
 	}
 	return dst
 }
@@ -1153,22 +921,22 @@ func (m *JavaAuditExportRequest) Decode(p []byte) error {
 	if len(p) < 28 {
 		return secAuditExportError("audit export request too short")
 	}
-	r := secReader{p: p}
-	l, _ := r.u16()
-	f, ok := r.bytes(int(l))
-	if !ok {
+	// 28 bytes always hold the format length, so a short format can only
+	// lack its bytes.
+	r := reader{p: p}
+	f := r.str16()
+	if r.bad {
 		return secAuditExportError("invalid format")
 	}
 	m.Format = string(f)
-	s, ok1 := r.u64()
-	e, ok2 := r.u64()
-	n, ok3 := r.u16()
-	if !ok1 || !ok2 || !ok3 {
+	start, end := r.i64(), r.i64()
+	n := r.u16()
+	if r.bad {
 		return secAuditExportError("invalid query data")
 	}
-	m.Query = AuditQueryRequest{StartTime: int64(s), EndTime: int64(e)}
+	m.Query = AuditQueryRequest{StartTime: start, EndTime: end}
 	var err error
-	if m.Query.EventTypes, err = secReadEventTypes(&r, uint64(n)); err != nil {
+	if m.Query.EventTypes, err = readEventTypes(&r, uint32(n)); err != nil {
 		return secAuditExportError("failed to decode query: " + secAuditReason(err))
 	}
 	if err := m.Query.decodeFilters(&r); err != nil {
@@ -1179,8 +947,8 @@ func (m *JavaAuditExportRequest) Decode(p []byte) error {
 
 // AppendTo appends the 0xA1 request.
 func (m *JavaAuditExportRequest) AppendTo(dst []byte) []byte {
-	dst = secAppendJavaStr(dst, m.Format)
-	return secAppendJavaFilters(dst, &m.Query)
+	dst = appendJavaStr(dst, m.Format)
+	return appendJavaFilters(dst, &m.Query)
 }
 
 // JavaAuditExportResponse is the 0xA1 reply: the export document is the
@@ -1191,7 +959,7 @@ type JavaAuditExportResponse struct {
 
 // Decode takes a copy of the payload as the document.
 func (m *JavaAuditExportResponse) Decode(p []byte) error {
-	m.Data = append([]byte(nil), p...)
+	m.Data = cloneBytes(p)
 	return nil
 }
 
