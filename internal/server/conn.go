@@ -27,6 +27,10 @@ const keepOutBytes = 16 << 10
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
+// shutdownGrace bounds how long a frame already started may take to
+// arrive once shutdown has begun.
+const shutdownGrace = 2 * time.Second
+
 // flushThreshold bounds how many reply bytes wait for the end of a burst of
 // pipelined requests before they are written anyway.
 const flushThreshold = 256 << 10
@@ -98,10 +102,15 @@ type deadlineReader struct{ c *conn }
 func (d deadlineReader) Read(p []byte) (int, error) {
 	c := d.c
 	midFrame := c.fr.Buffered() > 0
-	if c.stopping.Load() && !midFrame {
+	stopping := c.stopping.Load()
+	if stopping && !midFrame {
 		return 0, io.EOF
 	}
 	switch {
+	case stopping:
+		// Shutting down: the rest of a started frame gets a short grace,
+		// so a peer trickling a large frame cannot hold the drain open.
+		c.nc.SetReadDeadline(time.Now().Add(min(c.s.opts.ReadTimeout, shutdownGrace)))
 	case midFrame:
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ReadTimeout))
 	case c.s.opts.IdleTimeout > 0:

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/flymq/flymq/internal/protocol"
 )
@@ -75,5 +77,24 @@ func TestPipelinedProduceRun(t *testing.T) {
 	m, err := h.broker.Consume("a", 0, next["a0"]-1)
 	if err != nil || string(m.Value) != "294" {
 		t.Fatalf("last record of a: %q %v", m.Value, err)
+	}
+}
+
+// TestShutdownDoesNotWaitForATricklingFrame: a peer that started a frame
+// and stalls is given a short grace at shutdown, not the full read
+// timeout, so the drain finishes within the shutdown bound.
+func TestShutdownDoesNotWaitForATricklingFrame(t *testing.T) {
+	h := startServer(t, harnessOptions{tweak: func(o *Options) { o.ReadTimeout = time.Minute }})
+	c := h.dial(t)
+	defer c.Close()
+	frame := protocol.AppendFrame(nil, protocol.OpProduce, protocol.FlagBinary, make([]byte, 1<<20))
+	if _, err := c.Write(frame[:100]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server start reading the frame
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown waited for the stalled frame: %v", err)
 	}
 }
