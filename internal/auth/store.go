@@ -56,13 +56,18 @@ const (
 	defaultFailureWindow = time.Minute
 )
 
-// Sealed file names and their blob purposes (bound as AAD so one store's
-// file cannot be swapped for another's).
+// Sealed file names.
 const (
-	usersFile    = "users.sealed"
-	aclsFile     = "acls.sealed"
-	usersPurpose = "auth/users"
-	aclsPurpose  = "auth/acls"
+	usersFile = "users.sealed"
+	aclsFile  = "acls.sealed"
+)
+
+// Sealed-blob purposes of the user and ACL files, bound as AAD so one
+// store's file cannot be swapped for another's. internal/keys re-seals
+// both files with them: changing one strands the existing file.
+const (
+	UsersPurpose = "auth/users"
+	ACLsPurpose  = "auth/acls"
 )
 
 // Errors. Their texts are the exact wire texts of §2.3.
@@ -344,7 +349,7 @@ func (s *Store) writeSealed(name, purpose string, v any) error {
 }
 
 func (s *Store) loadUsers() error {
-	pt, err := s.readSealed(usersFile, usersPurpose)
+	pt, err := s.readSealed(usersFile, UsersPurpose)
 	if err != nil {
 		return err
 	}
@@ -398,7 +403,7 @@ func (s *Store) loadUsers() error {
 }
 
 func (s *Store) loadACLs() error {
-	pt, err := s.readSealed(aclsFile, aclsPurpose)
+	pt, err := s.readSealed(aclsFile, ACLsPurpose)
 	if err != nil {
 		return err
 	}
@@ -480,11 +485,11 @@ func (s *Store) saveUsersLocked() error {
 			f.Roles[name] = r
 		}
 	}
-	return s.writeSealed(usersFile, usersPurpose, f)
+	return s.writeSealed(usersFile, UsersPurpose, f)
 }
 
 func (s *Store) saveACLsLocked() error {
-	return s.writeSealed(aclsFile, aclsPurpose, aclFile{ACLs: s.acls})
+	return s.writeSealed(aclsFile, ACLsPurpose, aclFile{ACLs: s.acls})
 }
 
 func isBuiltin(name string) bool { return builtinRole(name) != nil }

@@ -307,7 +307,7 @@ func (b *Broker) loadTopics() error {
 		if err != nil {
 			return fmt.Errorf("read topic metadata in %s: %w", e.Name(), err)
 		}
-		plain, err := crypto.OpenBlob(b.opts.Keyring, topicMetaPurpose(e.Name()), blob)
+		plain, err := crypto.OpenBlob(b.opts.Keyring, TopicMetaPurpose(e.Name()), blob)
 		if err != nil {
 			return fmt.Errorf("open topic metadata in %s: %w", e.Name(), err)
 		}

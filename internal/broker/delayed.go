@@ -96,7 +96,11 @@ type delayedQueue struct {
 	wake chan struct{} // buffered(1): the head may have changed
 }
 
-func pendingPurpose(file string) string { return "flymq/delayed/v1/" + file }
+// DelayedPurpose is the sealed-blob purpose of the pending delayed message
+// stored in file (a name in the delayed directory), binding the blob to its
+// name. internal/keys re-seals pending messages with it: changing it
+// strands every message still waiting.
+func DelayedPurpose(file string) string { return "flymq/delayed/v1/" + file }
 
 // openDelayed loads the pending store. Intents have been replayed
 // already, so every file here is undelivered.
@@ -133,7 +137,7 @@ func (b *Broker) readPending(dir, id string) (pendingFile, error) {
 	if err != nil {
 		return pendingFile{}, fmt.Errorf("read delayed message: %w", err)
 	}
-	plain, err := crypto.OpenBlob(b.opts.Keyring, pendingPurpose(name), blob)
+	plain, err := crypto.OpenBlob(b.opts.Keyring, DelayedPurpose(name), blob)
 	if err != nil {
 		return pendingFile{}, fmt.Errorf("open delayed message %s: %w", name, err)
 	}
@@ -172,7 +176,7 @@ func (b *Broker) ProduceDelayed(topic string, value []byte, delay time.Duration)
 	}
 	q := b.adv.delayed
 	name := id + pendingExt
-	blob, err := crypto.SealBlob(b.opts.Keyring, pendingPurpose(name), plain)
+	blob, err := crypto.SealBlob(b.opts.Keyring, DelayedPurpose(name), plain)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("seal delayed message: %w", err)

@@ -37,9 +37,14 @@ const (
 	// maxGroupFrame bounds a frame: two str16 names plus a sealed header
 	// fit easily; anything larger is corruption, not a record.
 	maxGroupFrame = 1 << 20
+)
 
-	groupLogPurpose  = "flymq/groups/offsets.log/v1"
-	groupSnapPurpose = "flymq/groups/offsets.snap/v1"
+// Sealed-blob purposes of the committed-offsets log frames and snapshot.
+// internal/keys re-seals both files with them: changing one strands the
+// existing offsets.
+const (
+	GroupLogPurpose  = "flymq/groups/offsets.log/v1"
+	GroupSnapPurpose = "flymq/groups/offsets.snap/v1"
 )
 
 // Record ops.

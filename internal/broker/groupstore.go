@@ -104,7 +104,7 @@ func (s *groupStore) load() error {
 	blob, err := os.ReadFile(snapPath)
 	switch {
 	case err == nil:
-		plain, err := crypto.OpenBlob(s.kr, groupSnapPurpose, blob)
+		plain, err := crypto.OpenBlob(s.kr, GroupSnapPurpose, blob)
 		if err != nil {
 			return fmt.Errorf("open group snapshot: %w", err)
 		}
@@ -134,7 +134,7 @@ func (s *groupStore) load() error {
 	seq := snapSeq
 	pos := int64(0)
 	for _, b := range scan.blobs {
-		plain, err := crypto.OpenBlob(s.kr, groupLogPurpose, b)
+		plain, err := crypto.OpenBlob(s.kr, GroupLogPurpose, b)
 		if err != nil {
 			f.Close()
 			return fmt.Errorf("group log at %d: %w", pos, err)
@@ -215,7 +215,7 @@ func (s *groupStore) writeLocked(rec *groupRecord) (uint64, error) {
 	}
 	rec.seq = s.seq + 1
 	plain := rec.appendTo(s.buf[:0])
-	blob, err := crypto.SealBlob(s.kr, groupLogPurpose, plain)
+	blob, err := crypto.SealBlob(s.kr, GroupLogPurpose, plain)
 	s.buf = plain
 	if err != nil {
 		return 0, fmt.Errorf("seal group record: %w", err)
@@ -330,7 +330,7 @@ func (s *groupStore) snapshot() error {
 		st[k] = g.offsets
 	}
 	plain := encodeSnapshot(s.seq, st)
-	blob, err := crypto.SealBlob(s.kr, groupSnapPurpose, plain)
+	blob, err := crypto.SealBlob(s.kr, GroupSnapPurpose, plain)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("seal group snapshot: %w", err)

@@ -25,10 +25,12 @@ type topicMeta struct {
 	RetentionMs    int64  `json:"retention_ms,omitempty"`
 }
 
-// topicMetaPurpose binds a topic.json blob to its directory, so a blob
+// TopicMetaPurpose is the sealed-blob purpose of the topic.json in the
+// topic directory dirName. It binds the blob to its directory, so a blob
 // copied into another topic's directory fails to open instead of creating
-// a second topic with the same name.
-func topicMetaPurpose(dirName string) string {
+// a second topic with the same name. internal/keys re-seals topic.json
+// with it: changing it strands every existing topic.json.
+func TopicMetaPurpose(dirName string) string {
 	return "flymq/topic.json/v1/" + dirName
 }
 
@@ -60,7 +62,7 @@ func writeTopicMeta(kr *crypto.Keyring, dir string, m topicMeta) error {
 	if err != nil {
 		return fmt.Errorf("encode topic metadata: %w", err)
 	}
-	blob, err := crypto.SealBlob(kr, topicMetaPurpose(filepath.Base(dir)), plain)
+	blob, err := crypto.SealBlob(kr, TopicMetaPurpose(filepath.Base(dir)), plain)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("seal topic metadata: %w", err)

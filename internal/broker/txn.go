@@ -359,7 +359,11 @@ type intentRecord struct {
 	Expiry    int64  `json:"exp,omitempty"`
 }
 
-func intentPurpose(file string) string { return "flymq/txn-intent/v1/" + file }
+// TxnIntentPurpose is the sealed-blob purpose of the transaction commit
+// intent stored in file (a name in the txn directory), binding the blob to
+// its name. internal/keys re-seals intents with it: changing it strands
+// the intents of commits not yet applied.
+func TxnIntentPurpose(file string) string { return "flymq/txn-intent/v1/" + file }
 
 // step runs the test failpoint, if any.
 func (b *Broker) step(name string) error {
@@ -501,7 +505,7 @@ func (b *Broker) writeIntent(file string, in *intent) error {
 	if err != nil {
 		return fmt.Errorf("encode commit intent: %w", err)
 	}
-	blob, err := crypto.SealBlob(b.opts.Keyring, intentPurpose(filepath.Base(file)), plain)
+	blob, err := crypto.SealBlob(b.opts.Keyring, TxnIntentPurpose(filepath.Base(file)), plain)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("seal commit intent: %w", err)
@@ -631,7 +635,7 @@ func (b *Broker) replayIntents() error {
 		if err != nil {
 			return fmt.Errorf("read commit intent: %w", err)
 		}
-		plain, err := crypto.OpenBlob(b.opts.Keyring, intentPurpose(e.Name()), blob)
+		plain, err := crypto.OpenBlob(b.opts.Keyring, TxnIntentPurpose(e.Name()), blob)
 		if err != nil {
 			return fmt.Errorf("open commit intent %s: %w", e.Name(), err)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/flymq/flymq/internal/broker"
 	"github.com/flymq/flymq/internal/crypto"
 	"github.com/flymq/flymq/internal/storage"
 	"github.com/flymq/flymq/internal/storage/record"
@@ -240,7 +241,7 @@ func (r *resealer) topicName(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("topic metadata: %w", err)
 	}
-	plain, err := crypto.OpenBlob(r.opts.Keyring, topicMetaPurpose(dir), blob)
+	plain, err := crypto.OpenBlob(r.opts.Keyring, broker.TopicMetaPurpose(dir), blob)
 	if err != nil {
 		return "", fmt.Errorf("topic metadata: %w", err)
 	}

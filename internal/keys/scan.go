@@ -3,9 +3,11 @@
 // old key can be dropped after a rotation.
 //
 // It knows the data dir layout of DESIGN.md §3 (see internal/broker's
-// package doc) without importing the broker: it reads segment headers and
-// sealed-blob headers, and for re-sealing opens them with the same
-// purposes the owners use (topic.json, committed offsets, users, ACLs).
+// package doc): it reads segment headers and sealed-blob headers, and for
+// re-sealing opens them with the purposes their owners export (topic.json,
+// committed offsets, delayed messages and transaction intents from
+// internal/broker, users and ACLs from internal/auth, schemas from
+// internal/schema), so a renamed purpose cannot drift from the owner's.
 // Everything here runs offline, with the broker stopped; Reseal holds the
 // data dir's lock (storage.LockDir) so that the broker cannot start under
 // it, and Scan and GetStatus never write.
@@ -23,15 +25,17 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flymq/flymq/internal/auth"
+	"github.com/flymq/flymq/internal/broker"
 	"github.com/flymq/flymq/internal/crypto"
+	"github.com/flymq/flymq/internal/schema"
 	"github.com/flymq/flymq/internal/storage"
 	"github.com/flymq/flymq/internal/storage/record"
 )
 
-// Layout of the data dir and the blob purposes its owners seal under.
-// They are repeated here, not imported, because internal/broker and
-// internal/auth keep them private; the tests in this package create the
-// files with the real broker and auth store, so a drift fails there.
+// Layout of the data dir. The owners keep the names private; the tests
+// in this package create the files with the real broker and auth store,
+// so a drift fails there.
 const (
 	topicsDir     = "topics"
 	topicMetaFile = "topic.json"
@@ -39,11 +43,6 @@ const (
 	groupLogFile  = "offsets.log"
 	groupSnapFile = "offsets.snap"
 	authDir       = "auth"
-
-	groupLogPurpose  = "flymq/groups/offsets.log/v1"
-	groupSnapPurpose = "flymq/groups/offsets.snap/v1"
-	usersPurpose     = "auth/users"
-	aclsPurpose      = "auth/acls"
 
 	// resealSuffix marks a segment being re-sealed. storage removes files
 	// ending in ".tmp" from partition dirs when it opens them, and Reseal
@@ -58,8 +57,6 @@ const (
 	// maxGroupFrame bounds a committed-offsets log frame, as the broker does.
 	maxGroupFrame = 1 << 20
 )
-
-func topicMetaPurpose(dirName string) string { return "flymq/topic.json/v1/" + dirName }
 
 // Kind says what a sealed file is.
 type Kind int
@@ -194,7 +191,7 @@ func classify(path, rel string) (*File, error) {
 		if len(keys) == 0 {
 			return nil, nil // empty log: nothing sealed
 		}
-		f.Kind, f.Keys, f.Purpose, f.framed = KindStore, keys, groupLogPurpose, true
+		f.Kind, f.Keys, f.Purpose, f.framed = KindStore, keys, broker.GroupLogPurpose, true
 		return f, nil
 	}
 	id, isBlob, err := blobKeyID(path)
@@ -237,19 +234,19 @@ func purposeOf(rel string) string {
 	parts := strings.Split(rel, "/")
 	switch {
 	case len(parts) == 3 && parts[0] == topicsDir && parts[2] == topicMetaFile:
-		return topicMetaPurpose(parts[1])
+		return broker.TopicMetaPurpose(parts[1])
 	case rel == groupsDir+"/"+groupSnapFile:
-		return groupSnapPurpose
+		return broker.GroupSnapPurpose
 	case rel == authDir+"/users.sealed":
-		return usersPurpose
+		return auth.UsersPurpose
 	case rel == authDir+"/acls.sealed":
-		return aclsPurpose
+		return auth.ACLsPurpose
 	case len(parts) == 2 && parts[0] == "delayed" && strings.HasSuffix(parts[1], ".msg"):
-		return "flymq/delayed/v1/" + parts[1]
+		return broker.DelayedPurpose(parts[1])
 	case len(parts) == 2 && parts[0] == "txn" && strings.HasSuffix(parts[1], ".intent"):
-		return "flymq/txn-intent/v1/" + parts[1]
+		return broker.TxnIntentPurpose(parts[1])
 	case len(parts) == 2 && parts[0] == "schemas" && strings.HasSuffix(parts[1], ".schema"):
-		return "flymq/schema/v1/" + parts[1]
+		return schema.BlobPurpose(parts[1])
 	}
 	return ""
 }

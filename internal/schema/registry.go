@@ -166,7 +166,7 @@ func Open(opts Options) (*Registry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema: read %s: %w", de.Name(), err)
 		}
-		plain, err := crypto.OpenBlob(opts.Keyring, purpose(de.Name()), blob)
+		plain, err := crypto.OpenBlob(opts.Keyring, BlobPurpose(de.Name()), blob)
 		if err != nil {
 			return nil, fmt.Errorf("schema: open %s: %w", de.Name(), err)
 		}
@@ -190,8 +190,11 @@ func fileName(name string) string {
 	return hex.EncodeToString(sum[:]) + fileExt
 }
 
-// purpose binds a sealed file to its file name, so files cannot be swapped.
-func purpose(file string) string { return "flymq/schema/v1/" + file }
+// BlobPurpose is the sealed-blob purpose of the schema stored in file (a
+// name in the registry's directory); it binds the blob to its file name,
+// so files cannot be swapped. internal/keys re-seals schemas with it:
+// changing it strands every registered schema.
+func BlobPurpose(file string) string { return "flymq/schema/v1/" + file }
 
 // save writes e's file atomically (mu held for writing).
 func (r *Registry) save(e *entry) error {
@@ -200,7 +203,7 @@ func (r *Registry) save(e *entry) error {
 		return fmt.Errorf("schema: encode: %w", err)
 	}
 	fn := fileName(e.Name)
-	blob, err := crypto.SealBlob(r.opts.Keyring, purpose(fn), plain)
+	blob, err := crypto.SealBlob(r.opts.Keyring, BlobPurpose(fn), plain)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("schema: seal: %w", err)
