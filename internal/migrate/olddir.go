@@ -1,6 +1,6 @@
 // Package migrate moves an old FlyMQ server's data dir into ours: it reads
 // the old plaintext segments (.store/.index), consumer offsets and user
-// and ACL files as /work/shared/protocol/old-data-dir.md describes them,
+// and ACL files as the protocol notes on the old data dir describe them,
 // with every pitfall listed there, and writes them through the broker and
 // the auth store, sealed, keeping topics, partitions, offsets, keys,
 // values and committed offsets. The old dir is only ever opened
