@@ -257,6 +257,14 @@ func beginFrame(out []byte) ([]byte, int) {
 	return append(out, 0, 0, 0, 0, 0, 0, 0, 0), start
 }
 
+// appendReply appends a whole reply frame carrying m. The hot paths
+// (produce, fetch) encode in place with beginFrame/endFrame instead, to
+// keep m off the heap.
+func appendReply(out []byte, op protocol.Op, m interface{ AppendTo([]byte) []byte }) []byte {
+	out, start := beginFrame(out)
+	return endFrame(m.AppendTo(out), start, op)
+}
+
 func endFrame(out []byte, start int, op protocol.Op) []byte {
 	h := out[start : start+protocol.HeaderSize]
 	h[0] = protocol.Magic

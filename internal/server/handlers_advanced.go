@@ -75,23 +75,20 @@ func (c *conn) txnOwner() string {
 
 func appendStatus(out []byte, op protocol.Op) []byte {
 	resp := protocol.StatusResponse{Success: true, Message: "OK"}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op)
+	return appendReply(out, op, &resp)
 }
 
 // appendPlaceholder answers PRODUCE_DELAYED and PRODUCE_TX: partition 0,
 // offset 0 (not assigned yet), timestamp now, no key (§10.1, §11.2).
 func appendPlaceholder(out []byte, op protocol.Op, topic string, n int) []byte {
 	md := protocol.RecordMetadata{Topic: topic, Timestamp: time.Now().UnixMilli(), KeySize: -1, ValueSize: int32(n)}
-	out, start := beginFrame(out)
-	return endFrame(md.AppendTo(out), start, op)
+	return appendReply(out, op, &md)
 }
 
 func appendProduced(out []byte, op protocol.Op, topic string, res broker.ProduceResult, n int) []byte {
 	md := protocol.RecordMetadata{Topic: topic, Partition: res.Partition, Offset: res.Offset,
 		Timestamp: res.Timestamp, KeySize: -1, ValueSize: int32(n)}
-	out, start := beginFrame(out)
-	return endFrame(md.AppendTo(out), start, op)
+	return appendReply(out, op, &md)
 }
 
 // --- schema registry (§8) ---
@@ -109,8 +106,7 @@ func (c *conn) registerSchema(op protocol.Op, p []byte, out []byte) ([]byte, err
 		return out, advError(err)
 	}
 	resp := protocol.SchemaRegistered{Name: req.Name, Type: req.Type, Version: s.Version}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) getSchema(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -129,8 +125,7 @@ func (c *conn) getSchema(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		SchemaEntry: protocol.SchemaEntry{ID: s.ID(), Type: s.Type, Version: s.Version},
 		Name:        s.Name, Definition: s.Definition, Compatibility: s.Compatibility,
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) listSchemas(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -144,8 +139,7 @@ func (c *conn) listSchemas(op protocol.Op, p []byte, out []byte) ([]byte, error)
 	for i := range list {
 		resp.Schemas[i] = protocol.SchemaEntry{ID: list[i].ID(), Type: list[i].Type, Version: list[i].Version}
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) validateSchema(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -158,8 +152,7 @@ func (c *conn) validateSchema(op protocol.Op, p []byte, out []byte) ([]byte, err
 	}
 	errs := c.s.opts.Broker.Schemas().Validate(req.Name, req.Message)
 	resp := protocol.ValidateSchemaResponse{Valid: len(errs) == 0, Errors: errs}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) produceWithSchema(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -230,8 +223,7 @@ func (c *conn) fetchDLQ(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		size += n
 		resp.Messages = append(resp.Messages, m)
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) replayDLQ(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -281,8 +273,7 @@ func (c *conn) replayDLQ(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 			resp = protocol.ReinjectResponse{Message: c.errorText(op, advError(err))}
 		}
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) purgeDLQ(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -363,8 +354,7 @@ func (c *conn) produceWithTTL(op protocol.Op, p []byte, out []byte) ([]byte, err
 
 func (c *conn) appendTxn(out []byte, op protocol.Op, id string) []byte {
 	resp := protocol.TxnResponse{TxnID: id, Success: true}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op)
+	return appendReply(out, op, &resp)
 }
 
 func (c *conn) beginTx(op protocol.Op, _ []byte, out []byte) ([]byte, error) {

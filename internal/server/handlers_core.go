@@ -73,8 +73,7 @@ func (c *conn) consume(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		return out, partitionText(err, "out of range")
 	}
 	resp := protocol.ConsumeResponse{Key: m.Key, Value: m.Value}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) createTopic(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -174,8 +173,7 @@ func (c *conn) listTopics(op protocol.Op, _ []byte, out []byte) ([]byte, error) 
 		return out, err
 	}
 	resp := protocol.TopicList{Topics: visibleTopics(c.s.opts.Broker.Topics())}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 // visibleTopics drops internal topics (a "__" prefix), as LIST_TOPICS and
@@ -222,8 +220,7 @@ func (c *conn) clusterMetadata(op protocol.Op, p []byte, out []byte) ([]byte, er
 		}
 		md.Topics = append(md.Topics, tm)
 	}
-	out, start := beginFrame(out)
-	return endFrame(md.AppendTo(out), start, op), nil
+	return appendReply(out, op, &md), nil
 }
 
 func (c *conn) getOffset(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -265,8 +262,7 @@ func (c *conn) listGroups(op protocol.Op, _ []byte, out []byte) ([]byte, error) 
 	for i, g := range groups {
 		resp.Groups[i] = groupInfo(g)
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func groupInfo(g broker.Group) protocol.GroupInfo {
@@ -295,8 +291,7 @@ func (c *conn) describeGroup(op protocol.Op, p []byte, out []byte) ([]byte, erro
 		return out, topicText(err, req.Topic)
 	}
 	gi := groupInfo(g)
-	out, start := beginFrame(out)
-	return endFrame(gi.AppendTo(out), start, op), nil
+	return appendReply(out, op, &gi), nil
 }
 
 func (c *conn) getLag(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -312,8 +307,7 @@ func (c *conn) getLag(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		return out, topicText(err, req.Topic)
 	}
 	resp := protocol.LagResponse{Current: lag.Committed, Committed: lag.Committed, Latest: lag.Latest, Lag: lag.Lag}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) deleteGroup(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -367,9 +361,7 @@ func appendBool(out []byte, op protocol.Op) []byte {
 }
 
 func appendOffset(out []byte, op protocol.Op, off uint64) []byte {
-	resp := protocol.OffsetResponse{Offset: off}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op)
+	return appendReply(out, op, &protocol.OffsetResponse{Offset: off})
 }
 
 func (s *Server) advertised() string {

@@ -91,8 +91,7 @@ func (c *conn) authenticate(_ protocol.Op, p []byte, out []byte) ([]byte, error)
 			resp.Roles = roles
 		}
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, protocol.OpAuthResponse), nil
+	return appendReply(out, protocol.OpAuthResponse, &resp), nil
 }
 
 // authFailureText keeps the in-band texts the clients show; anything else
@@ -114,8 +113,7 @@ func (c *conn) whoAmI(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
 	if c.s.opts.Auth.Enabled() && c.authed {
 		resp.Authenticated, resp.Username, resp.Permissions = c.s.opts.Auth.WhoAmI(c.identity())
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 // requireAuthEnabled answers the user-management ops when authentication
@@ -139,8 +137,7 @@ func (c *conn) userCreate(op protocol.Op, p []byte, out []byte) ([]byte, error) 
 		return out, userError(err)
 	}
 	info := protocol.UserInfo{Username: req.Username, Roles: req.Roles, Enabled: true}
-	out, start := beginFrame(out)
-	return endFrame(info.AppendTo(out), start, op), nil
+	return appendReply(out, op, &info), nil
 }
 
 func (c *conn) userDelete(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -189,8 +186,7 @@ func (c *conn) userList(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
 	for i, u := range users {
 		resp.Users[i] = wireUser(u)
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) userGet(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -206,8 +202,7 @@ func (c *conn) userGet(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 		return out, userError(err)
 	}
 	info := wireUser(u)
-	out, start := beginFrame(out)
-	return endFrame(info.AppendTo(out), start, op), nil
+	return appendReply(out, op, &info), nil
 }
 
 func wireUser(u auth.UserInfo) protocol.UserInfo {
@@ -268,8 +263,7 @@ func (c *conn) aclGet(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 	if ok {
 		resp.Public, resp.AllowedUsers, resp.AllowedRoles = acl.Public, acl.AllowedUsers, acl.AllowedRoles
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) aclDelete(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -300,8 +294,7 @@ func (c *conn) aclList(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
 			Topic: a.Topic, Public: a.Public, AllowedUsers: a.AllowedUsers, AllowedRoles: a.AllowedRoles,
 		})
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) roleList(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
@@ -312,8 +305,7 @@ func (c *conn) roleList(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
 	for _, r := range c.s.opts.Auth.Roles() {
 		resp.Roles = append(resp.Roles, protocol.RoleInfo{Name: r.Name, Permissions: r.Permissions, Description: r.Description})
 	}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 // userError passes the store's texts through: they are the exact wire
@@ -340,8 +332,7 @@ func userError(err error) error {
 
 func appendAck(out []byte, op protocol.Op, name string) []byte {
 	ack := protocol.UserAck{OK: true, Name: name}
-	out, start := beginFrame(out)
-	return endFrame(ack.AppendTo(out), start, op)
+	return appendReply(out, op, &ack)
 }
 
 // Audit ops. Their gate runs first (gateFirst), with its own failure text.
@@ -396,8 +387,7 @@ func (c *conn) auditQuery(op protocol.Op, p []byte, out []byte) ([]byte, error) 
 		return out, errorf("audit query failed: %v", err)
 	}
 	resp := wireEvents(res)
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) auditExport(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -416,8 +406,7 @@ func (c *conn) auditExport(op protocol.Op, p []byte, out []byte) ([]byte, error)
 		return out, errorf("audit export failed: %v", err)
 	}
 	resp := protocol.AuditExportResponse{Format: req.Format, Data: data}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) auditQueryJava(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -434,8 +423,7 @@ func (c *conn) auditQueryJava(op protocol.Op, p []byte, out []byte) ([]byte, err
 		return out, errorf("audit query failed: %v", err)
 	}
 	resp := protocol.JavaAuditQueryResponse{AuditQueryResponse: wireEvents(res)}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 func (c *conn) auditExportJava(op protocol.Op, p []byte, out []byte) ([]byte, error) {
@@ -452,8 +440,7 @@ func (c *conn) auditExportJava(op protocol.Op, p []byte, out []byte) ([]byte, er
 		return out, errorf("audit export failed: %v", err)
 	}
 	resp := protocol.JavaAuditExportResponse{Data: data}
-	out, start := beginFrame(out)
-	return endFrame(resp.AppendTo(out), start, op), nil
+	return appendReply(out, op, &resp), nil
 }
 
 // gateFirstText replaces a failed up-front gate's text where the spec
