@@ -369,20 +369,16 @@ func (c *conn) beginTx(op protocol.Op, _ []byte, out []byte) ([]byte, error) {
 }
 
 func (c *conn) commitTx(op protocol.Op, p []byte, out []byte) ([]byte, error) {
-	var req protocol.TxnRequest
-	if err := req.Decode(p); err != nil {
-		return out, err
-	}
-	if err := c.authorize(""); err != nil {
-		return out, err
-	}
-	if err := c.s.opts.Broker.CommitTx(c.txnOwner(), req.TxnID); err != nil {
-		return out, advError(err)
-	}
-	return c.appendTxn(out, op, req.TxnID), nil
+	return c.endTx(op, p, out, c.s.opts.Broker.CommitTx)
 }
 
 func (c *conn) abortTx(op protocol.Op, p []byte, out []byte) ([]byte, error) {
+	return c.endTx(op, p, out, c.s.opts.Broker.AbortTx)
+}
+
+// endTx serves COMMIT_TX and ABORT_TX: same request, same gate, same
+// reply; end is the broker call that finishes the transaction.
+func (c *conn) endTx(op protocol.Op, p []byte, out []byte, end func(owner, id string) error) ([]byte, error) {
 	var req protocol.TxnRequest
 	if err := req.Decode(p); err != nil {
 		return out, err
@@ -390,7 +386,7 @@ func (c *conn) abortTx(op protocol.Op, p []byte, out []byte) ([]byte, error) {
 	if err := c.authorize(""); err != nil {
 		return out, err
 	}
-	if err := c.s.opts.Broker.AbortTx(c.txnOwner(), req.TxnID); err != nil {
+	if err := end(c.txnOwner(), req.TxnID); err != nil {
 		return out, advError(err)
 	}
 	return c.appendTxn(out, op, req.TxnID), nil
