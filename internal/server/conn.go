@@ -70,6 +70,10 @@ type conn struct {
 	op    protocol.Op
 	gated bool
 
+	// deadlineArmed records that a read deadline is set; only the
+	// connection's goroutine touches it (stop sets its own, see stop).
+	deadlineArmed bool
+
 	stopping atomic.Bool
 }
 
@@ -116,8 +120,15 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	case c.s.opts.IdleTimeout > 0:
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 	default:
-		c.nc.SetReadDeadline(time.Time{})
+		// No idle timeout: clear a deadline only if one was armed, sparing
+		// a timer update on every read of a busy connection.
+		if c.deadlineArmed {
+			c.nc.SetReadDeadline(time.Time{})
+			c.deadlineArmed = false
+		}
+		return c.nc.Read(p)
 	}
+	c.deadlineArmed = true
 	return c.nc.Read(p)
 }
 
