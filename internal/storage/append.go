@@ -201,6 +201,12 @@ func (p *Partition) publish(seg *segment, g *group) {
 	p.next = g.next
 	p.mu.Unlock()
 	p.opts.Metrics.addGauge(mBytes, float64(g.bytes))
+	if p.dirty != nil {
+		select {
+		case p.dirty <- struct{}{}:
+		default: // a sync is already due
+		}
+	}
 }
 
 // roll starts a new active segment at the next offset. The caller has

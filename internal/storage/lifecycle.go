@@ -63,20 +63,29 @@ func (p *Partition) Sync() error {
 	return p.fsync(seg)
 }
 
-// syncLoop is AcksLeader's background fsync.
+// syncLoop is AcksLeader's background fsync: after a write it waits one
+// SyncInterval, so the writes of that window share one fsync, then syncs.
+// With nothing written it sleeps.
 func (p *Partition) syncLoop() {
 	defer close(p.syncDone)
-	t := time.NewTicker(p.opts.SyncInterval)
-	defer t.Stop()
+	t := time.NewTimer(p.opts.SyncInterval)
+	t.Stop()
 	for {
 		select {
 		case <-p.stopSync:
 			return
+		case <-p.dirty:
+		}
+		t.Reset(p.opts.SyncInterval)
+		select {
+		case <-p.stopSync:
+			t.Stop()
+			return
 		case <-t.C:
-			if err := p.Sync(); err != nil {
-				if errors.Is(err, ErrFenced) || errors.Is(err, ErrClosed) {
-					return // fence() has logged and counted it
-				}
+		}
+		if err := p.Sync(); err != nil {
+			if errors.Is(err, ErrFenced) || errors.Is(err, ErrClosed) {
+				return // fence() has logged and counted it
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -95,5 +96,43 @@ func TestReservedFlagAndTooLarge(t *testing.T) {
 	}
 	if p.NextOffset() != 0 {
 		t.Fatal("offset advanced")
+	}
+}
+
+// TestIdlePartitionIsNotSynced: with acks=leader the background fsync
+// follows writes; a partition nobody writes to is never fsynced again, so
+// a broker with many idle partitions stays quiet.
+func TestIdlePartitionIsNotSynced(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	o := opts(t.TempDir(), ring(t, keyA))
+	o.Metrics = NewMetrics(reg)
+	o.Acks = AcksLeader
+	o.SyncInterval = time.Millisecond
+	p := mustOpen(t, o)
+	defer p.Close()
+	fsyncs := func() uint64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "flymq_storage_fsync_duration_seconds" {
+				return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
+	before := fsyncs()
+	appendN(t, p, 0, 3)
+	// Let the syncs that follow the writes happen: each write asks for at
+	// most one more, one interval later.
+	time.Sleep(50 * time.Millisecond)
+	after := fsyncs()
+	if after == before {
+		t.Fatal("the writes were never fsynced")
+	}
+	time.Sleep(100 * time.Millisecond) // a hundred sync intervals with no write
+	if got := fsyncs(); got != after {
+		t.Fatalf("idle partition fsynced %d more times", got-after)
 	}
 }

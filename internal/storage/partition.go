@@ -49,6 +49,9 @@ type Partition struct {
 
 	stopSync chan struct{}
 	syncDone chan struct{}
+	// dirty wakes syncLoop after a write; an idle partition's loop sleeps
+	// on it, so idle partitions cost neither wake-ups nor fsyncs.
+	dirty chan struct{}
 }
 
 // Open opens (creating if needed) the log in opts.Dir and recovers it.
@@ -98,6 +101,7 @@ func Open(opts Options) (*Partition, error) {
 	if opts.Acks == AcksLeader {
 		p.stopSync = make(chan struct{})
 		p.syncDone = make(chan struct{})
+		p.dirty = make(chan struct{}, 1)
 		go p.syncLoop()
 	}
 	return p, nil
