@@ -25,6 +25,18 @@ type FrameReader struct {
 	r          io.Reader
 	buf        []byte // len(buf) == cap(buf); valid data is buf[start:end]
 	start, end int
+	limit      int // largest payload accepted; 0 means MaxPayload
+}
+
+// SetLimit lowers the largest payload Next accepts (a larger header ends
+// the stream with ErrFrameTooLarge, before any payload is read); n <= 0 or
+// above MaxPayload restores MaxPayload. A server uses it to keep
+// connections that have not authenticated from making it buffer big frames.
+func (fr *FrameReader) SetLimit(n int) {
+	if n <= 0 || n > MaxPayload {
+		n = 0
+	}
+	fr.limit = n
 }
 
 // NewFrameReader returns a FrameReader reading from r. It does its own
@@ -57,6 +69,9 @@ func (fr *FrameReader) Next() (Header, []byte, error) {
 	if err != nil {
 		return h, nil, err
 	}
+	if fr.limit > 0 && int(h.Length) > fr.limit {
+		return h, nil, ErrFrameTooLarge
+	}
 	n := HeaderSize + int(h.Length)
 	if err := fr.fill(n); err != nil {
 		return Header{}, nil, err
@@ -82,8 +97,8 @@ func (fr *FrameReader) Peek() (h Header, complete bool) {
 		return Header{}, false
 	}
 	h, err := ParseHeader(fr.buf[fr.start : fr.start+HeaderSize])
-	if err != nil {
-		return h, false
+	if err != nil || fr.limit > 0 && int(h.Length) > fr.limit {
+		return h, false // Next reports the error
 	}
 	return h, fr.end-fr.start >= HeaderSize+int(h.Length)
 }

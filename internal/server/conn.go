@@ -161,6 +161,7 @@ func (c *conn) serve() {
 		}
 	}
 
+	c.setFrameLimit()
 	for {
 		h, payload, err := c.fr.Next()
 		if err != nil {
@@ -198,6 +199,23 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// preAuthMaxPayload is the largest frame a connection may send before it
+// authenticates, when anonymous access is off: enough for AUTH and the
+// other small requests, too little for a peer with no credentials to make
+// the broker buffer 32 MiB per connection.
+const preAuthMaxPayload = 64 << 10
+
+// setFrameLimit applies preAuthMaxPayload to a connection that could do
+// nothing with a big frame but be refused.
+func (c *conn) setFrameLimit() {
+	a := c.s.opts.Auth
+	if a.Enabled() && !a.AllowAnonymous() && !c.authed {
+		c.fr.SetLimit(preAuthMaxPayload)
+		return
+	}
+	c.fr.SetLimit(0)
 }
 
 // serveOne dispatches one request and accounts for it.

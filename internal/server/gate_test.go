@@ -293,3 +293,32 @@ func TestAuthAndWhoAmIBytes(t *testing.T) {
 		t.Fatalf("WHOAMI reply\n got %x\nwant %x", got, want)
 	}
 }
+
+// TestBigFramesNeedAuthentication: with authentication on and anonymous
+// access off, a connection that has not authenticated cannot make the
+// broker buffer a big frame; after AUTH the full 32 MiB limit applies.
+func TestBigFramesNeedAuthentication(t *testing.T) {
+	h, _ := authHarness(t, nil)
+	big := enc(&protocol.ProduceRequest{Topic: "t", Value: make([]byte, 100<<10), Partition: -1})
+
+	anon := h.dial(t)
+	defer anon.Close()
+	if _, err := anon.Write(protocol.AppendFrame(nil, protocol.OpProduce, protocol.FlagBinary, big)[:protocol.HeaderSize]); err != nil {
+		t.Fatal(err)
+	}
+	anon.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := anon.Read(make([]byte, 16)); n != 0 || err == nil {
+		t.Fatalf("anonymous 100 KiB frame: read %d bytes, %v; want the connection closed", n, err)
+	}
+
+	c := login(t, h, "admin", adminPass)
+	if op, p := call(t, c, protocol.OpProduce, big); op != protocol.OpProduce {
+		t.Fatalf("100 KiB produce after AUTH: %v %q", op, protocol.DecodeError(p))
+	}
+	// Small requests before AUTH still get their answer.
+	small := h.dial(t)
+	defer small.Close()
+	if op, p := call(t, small, protocol.OpListTopics, nil); op != protocol.OpError || protocol.DecodeError(p) != "authentication required" {
+		t.Fatalf("anonymous LIST_TOPICS: %v %q", op, protocol.DecodeError(p))
+	}
+}

@@ -90,6 +90,7 @@ func (c *conn) authenticate(_ protocol.Op, p []byte, out []byte) ([]byte, error)
 			c.user, c.authed = req.Username, true
 			resp.Roles = roles
 		}
+		c.setFrameLimit()
 	}
 	return appendReply(out, protocol.OpAuthResponse, &resp), nil
 }
