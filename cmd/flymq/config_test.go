@@ -263,3 +263,16 @@ func TestVersionAndKeygen(t *testing.T) {
 		t.Fatalf("keygen: %d %q %q", code, a, b)
 	}
 }
+
+// TestCheckLoadsCertificates: --check runs before every systemd start, so
+// it must catch a certificate the start would fail to load.
+func TestCheckLoadsCertificates(t *testing.T) {
+	cleanEnv(t)
+	missing := filepath.Join(t.TempDir(), "nope.crt")
+	cfg := writeFile(t, "tls.json", `{"data_dir": "/tmp/x", "security": {"tls_enabled": true,
+		"tls_cert_file": "`+missing+`", "tls_key_file": "`+missing+`"}}`)
+	code, out, errs := runCLI("--config", cfg, "--check")
+	if code != 1 || out != "" || !strings.Contains(errs, "security: tlsutil: load certificate: open "+missing) {
+		t.Fatalf("code %d stdout %q stderr %q", code, out, errs)
+	}
+}

@@ -27,7 +27,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/flymq/flymq/internal/config"
 	"github.com/flymq/flymq/internal/crypto"
+	"github.com/flymq/flymq/internal/tlsutil"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -76,6 +78,9 @@ func newRootCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ld, err := loadConfig(configPath, cmd.Flags())
 			if check {
+				if err == nil {
+					err = checkFiles(ld.Config)
+				}
 				return printCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), configPath, ld, err)
 			}
 			if err != nil {
@@ -175,6 +180,25 @@ func printCheck(stdout, stderr io.Writer, path string, ld loaded, err error) err
 	}
 	fmt.Fprintf(stdout, "flymq: configuration %s is valid\n", path)
 	return nil
+}
+
+// checkFiles loads what the configuration names on disk the way start-up
+// would, so --check (run by the systemd unit before each start) catches a
+// missing or unreadable certificate instead of the start failing later.
+func checkFiles(cfg config.Config) error {
+	if !cfg.Security.TLSEnabled {
+		return nil
+	}
+	tm, err := tlsutil.New(tlsutil.Options{
+		CertFile:   cfg.Security.TLSCertFile,
+		KeyFile:    cfg.Security.TLSKeyFile,
+		CAFile:     cfg.Security.TLSCAFile,
+		ClientAuth: cfg.Security.TLSClientAuth,
+	})
+	if err != nil {
+		return fmt.Errorf("security: %w", err)
+	}
+	return tm.Close()
 }
 
 // printErrors prints each joined error on its own line.
