@@ -132,6 +132,12 @@ func TestOldSecureSampleLoads(t *testing.T) {
 func TestCheckReportsIgnoredKeysOnce(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("FLYMQ_TYPO_SETTING", "1")
+	// --check loads the certificates the sample names; point them at real
+	// ones (a self-signed certificate is its own CA).
+	cert, key, _ := selfSigned(t, t.TempDir())
+	t.Setenv("FLYMQ_SECURITY_TLS_CERT_FILE", cert)
+	t.Setenv("FLYMQ_SECURITY_TLS_KEY_FILE", key)
+	t.Setenv("FLYMQ_SECURITY_TLS_CA_FILE", cert)
 	code, stdout, stderr := runCLI("--config", "testdata/old-flymq-secure.json", "--check")
 	if code != 0 {
 		t.Fatalf("--check = %d\n%s", code, stderr)
