@@ -148,7 +148,7 @@ func TestCommandsAgainstVectors(t *testing.T) {
 		}
 	}
 	r := cli(t, env, "", "consume", "orders", "--partition", "2", "--offset", "5")
-	if !strings.Contains(r.err, "server error: EOF") {
+	if !strings.Contains(r.err, "no message at offset 5 of orders partition 2 (past the end, or removed by retention): server error: EOF") {
 		t.Errorf("stderr = %q", r.err)
 	}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/flymq/flymq/pkg/client"
@@ -18,6 +21,12 @@ func (a *app) consumeCmd() *cobra.Command {
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(c *client.Client) error {
 				key, value, err := c.Consume(args[0], partition, offset)
+				var se *client.ServerError
+				if errors.As(err, &se) && se.Message == "EOF" {
+					// The wire says EOF; say what it means.
+					return fmt.Errorf("no message at offset %d of %s partition %d (past the end, or removed by retention): %w",
+						offset, args[0], partition, err)
+				}
 				if err != nil {
 					return err
 				}
