@@ -88,39 +88,7 @@ func enc(m payloader) []byte { return m.AppendTo(nil) }
 // identities the spec allows get a reply, every other one the exact text.
 func TestGateTable(t *testing.T) {
 	h, store := authHarness(t, nil)
-	admin := auth.Identity{User: "admin"}
-	for _, u := range []struct {
-		name  string
-		roles []string
-	}{
-		{"prod", []string{"producer"}},
-		{"cons", []string{"consumer"}},
-		{"guest", []string{"guest"}},
-		{"gone", []string{"admin"}},
-		{"frozen", []string{"admin"}},
-	} {
-		if err := store.CreateUser(admin, u.name, u.name+"-password", u.roles); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conns := map[string]net.Conn{
-		"anonymous": login(t, h, "", ""),
-		"admin":     login(t, h, "admin", adminPass),
-		"producer":  login(t, h, "prod", "prod-password"),
-		"consumer":  login(t, h, "cons", "cons-password"),
-		"guest":     login(t, h, "guest", "guest-password"),
-		"deleted":   login(t, h, "gone", "gone-password"),
-		"disabled":  login(t, h, "frozen", "frozen-password"),
-	}
-	// Sessions stay open while their user is deleted or disabled: access
-	// must end at once (§3.1, §3.3 deviation).
-	if err := store.DeleteUser(admin, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	off := false
-	if err := store.UpdateUser(admin, "frozen", nil, &off); err != nil {
-		t.Fatal(err)
-	}
+	conns := gateIdentities(t, h, store)
 	// Fixtures the reads need.
 	a := conns["admin"]
 	if op, p := call(t, a, protocol.OpCreateTopic, enc(&protocol.CreateTopicRequest{Topic: "t", Partitions: 1})); op != protocol.OpCreateTopic {

@@ -13,8 +13,10 @@ import (
 	"github.com/flymq/flymq/internal/protocol"
 )
 
-// advUsers creates the identities of the gate tests and logs each in.
-func advUsers(t *testing.T, h *harness, store *auth.Store) map[string]net.Conn {
+// gateIdentities creates the seven identities the gate tests try every
+// row as, logs each in, then deletes or disables two of them while their
+// sessions stay open (access must end at once, §3.1 and §3.3).
+func gateIdentities(t *testing.T, h *harness, store *auth.Store) map[string]net.Conn {
 	t.Helper()
 	admin := auth.Identity{User: "admin"}
 	for _, u := range []struct {
@@ -52,7 +54,7 @@ func advUsers(t *testing.T, h *harness, store *auth.Store) map[string]net.Conn {
 // authorization text, and nothing reaches the broker for them.
 func TestAdvancedGateRows(t *testing.T) {
 	h, store := authHarness(t, nil)
-	conns := advUsers(t, h, store)
+	conns := gateIdentities(t, h, store)
 	b := h.broker
 	if err := b.CreateTopic("t", 1); err != nil {
 		t.Fatal(err)
